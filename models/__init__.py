@@ -1,0 +1,34 @@
+"""SQLAlchemy 2 models of every table of erd.md plus the platform's own tables.
+
+Import models from here; importing this package registers every table on ``Base.metadata``.
+"""
+
+from models.audit import AnalyticsEvent, AuditLog
+from models.base import Base
+from models.contacts import Contact, ContactInteraction
+from models.events import Event, EventAgendaItem, EventAttendee
+from models.expenses import Expense
+from models.integrations import Integration, IntegrationLog
+from models.media import Media, MediaCollection, MediaCollectionItem
+from models.notifications import Notification
+from models.organizations import Organization, User
+
+__all__ = [
+    "AnalyticsEvent",
+    "AuditLog",
+    "Base",
+    "Contact",
+    "ContactInteraction",
+    "Event",
+    "EventAgendaItem",
+    "EventAttendee",
+    "Expense",
+    "Integration",
+    "IntegrationLog",
+    "Media",
+    "MediaCollection",
+    "MediaCollectionItem",
+    "Notification",
+    "Organization",
+    "User",
+]
