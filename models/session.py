@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -73,6 +74,8 @@ def _configure_postgresql(engine: Engine) -> None:
 def make_engine(url: str | URL, **overrides: Any) -> Engine:
     """An engine for ``url`` with the settings this platform needs on that database."""
     url = make_url(url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, **{**engine_options(url), **overrides})
     if url.get_backend_name() == "sqlite":
         _configure_sqlite(engine)

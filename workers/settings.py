@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     def celery_broker_url(self) -> str:
         if self.broker_url is not None:
             return self.broker_url.get_secret_value()
-        return "filesystem://"
+        return "filesystem://localhost//"
 
     def celery_result_backend(self) -> str:
         if self.result_backend is not None:

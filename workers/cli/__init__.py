@@ -1,2 +1,59 @@
-def main():
-    pass
+"""The `plugs` command line.  Every command has --help; bad input is one line and exit 1."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError, StatementError
+
+from models.errors import PlugsError
+
+
+class PlugsGroup(click.Group):
+    """A group whose commands report our errors as one readable line, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (PlugsError, LookupError, ValueError) as exc:
+            raise click.ClickException(_first_line(exc)) from None
+        except ValidationError as exc:
+            raise click.ClickException(f"invalid settings: {_first_line(exc)}") from None
+        except (StatementError, DBAPIError) as exc:
+            raise click.ClickException(f"database error: {_first_line(exc.orig or exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+@click.group(cls=PlugsGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--verbose", "-v", is_flag=True, help="Log at DEBUG level.")
+def cli(verbose: bool) -> None:
+    """The Plugs: integration syncs, webhooks and notifications on Celery."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _register() -> None:
+    from workers.cli import accounts, db, demo, processes
+
+    for module in (db, accounts, processes, demo):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    """Entry point of the `plugs` console script."""
+    cli(prog_name="plugs")

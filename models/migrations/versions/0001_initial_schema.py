@@ -8,8 +8,8 @@ Create Date: 2026-11-26 12:07:57.593823
 
 from typing import Sequence, Union
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 from models import rls

@@ -1,0 +1,65 @@
+"""The one base task every Plugs task extends.
+
+Tasks are thin: they take ids (never secrets or payloads: Flower and ``celery inspect``
+show arguments), load what they need in a scoped unit of work, call library code and
+return a small JSON-able summary.  This class holds what they share:
+
+* delivery: acknowledged late, requeued if the worker process dies (see celeryconfig);
+* classification of failures by the exception tree: a :class:`RetryableError` is retried
+  with its ``retry_after`` (capped well below the visibility timeout; a longer wait is the
+  caller's to park in the database), a :class:`PlugsError` is final and logged as one
+  readable line, anything else is a bug and is logged with its traceback;
+* log context (task name and id) on every record the task writes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Task
+
+from models.errors import PlugsError
+from workers.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+
+class RetryableError(PlugsError):
+    """A failure that may pass if the task runs again later (``retry_after`` seconds)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PlugsTask(Task):  # type: ignore[misc]
+    """Base class of every task: see the module docstring."""
+
+    abstract = True
+    acks_late = True
+    reject_on_worker_lost = True
+    max_retries = 5
+    #: Seconds of the first retry; doubles each time (with the exponential backoff below).
+    retry_backoff_base = 5
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except RetryableError as exc:
+            raise self.retry(exc=exc, countdown=self.retry_countdown(exc.retry_after)) from exc
+
+    def retry_countdown(self, retry_after: float | None) -> float:
+        """Seconds until the next try: the vendor's wish or exponential backoff, capped."""
+        backoff = self.retry_backoff_base * 2 ** (self.request.retries or 0)
+        wanted = backoff if retry_after is None else retry_after
+        cap = get_settings().visibility_timeout / 4
+        return max(0.0, min(wanted, cap))
+
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        if isinstance(exc, PlugsError):
+            log.error("task %s[%s] failed: %s", self.name, task_id, exc)
+        else:
+            log.error("task %s[%s] crashed", self.name, task_id, exc_info=exc)

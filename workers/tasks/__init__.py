@@ -1,0 +1,1 @@
+"""Celery tasks: thin bodies that load by id and call library code."""
