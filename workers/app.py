@@ -5,8 +5,11 @@
 
 from __future__ import annotations
 
-from celery import Celery
+from celery import Celery, signals
 
+from models import rls
+from models.base import Base
+from models.session import get_database
 from workers.settings import get_settings
 
 TASK_MODULES = ("workers.tasks.maintenance",)
@@ -23,3 +26,24 @@ def _prepare_embedded_default() -> None:
 _prepare_embedded_default()
 app = Celery("plugs", include=TASK_MODULES)
 app.config_from_object("celeryconfig")
+
+
+@signals.worker_init.connect
+def _refuse_a_role_that_bypasses_rls(**_: object) -> None:
+    """A worker on PostgreSQL must connect as a role row-level security applies to."""
+    database = get_database()
+    if not database.is_postgresql:
+        return
+    tables = [name for name, _ in rls.tenant_tables(Base.metadata)]
+    try:
+        with database.engine.connect() as connection:
+            rls.verify_app_role(connection, tables)
+    except rls.UnsafeRoleError as exc:
+        # Celery logs and swallows exceptions from signal handlers; SystemExit stops it.
+        raise SystemExit(f"worker refuses to start: {exc}") from None
+
+
+@signals.worker_process_init.connect
+def _fresh_connections_in_each_child(**_: object) -> None:
+    """Pooled connections must not cross a fork: each child process opens its own."""
+    get_database().engine.dispose(close=False)

@@ -19,10 +19,13 @@ class PlugsGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+            )
+            raise click.ClickException(f"invalid settings: {problems}") from None
         except (PlugsError, LookupError, ValueError) as exc:
             raise click.ClickException(_first_line(exc)) from None
-        except ValidationError as exc:
-            raise click.ClickException(f"invalid settings: {_first_line(exc)}") from None
         except (StatementError, DBAPIError) as exc:
             raise click.ClickException(f"database error: {_first_line(exc.orig or exc)}") from None
 
@@ -55,5 +58,17 @@ _register()
 
 
 def main() -> None:
-    """Entry point of the `plugs` console script."""
-    cli(prog_name="plugs")
+    """Entry point of the `plugs` console script: every error is one line on stderr."""
+    try:
+        code = cli.main(prog_name="plugs", standalone_mode=False)
+    except click.UsageError as exc:
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+        click.echo(f"Error: {exc.format_message()}{hint}", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
