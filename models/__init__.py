@@ -12,6 +12,13 @@ from models.integrations import Integration, IntegrationLog
 from models.media import Media, MediaCollection, MediaCollectionItem
 from models.notifications import Notification
 from models.organizations import Organization, User
+from models.sync_state import (
+    ExternalId,
+    OutboxMessage,
+    SyncCursor,
+    SyncPageOutcome,
+    SyncStreamRun,
+)
 
 __all__ = [
     "AnalyticsEvent",
@@ -23,6 +30,7 @@ __all__ = [
     "EventAgendaItem",
     "EventAttendee",
     "Expense",
+    "ExternalId",
     "Integration",
     "IntegrationLog",
     "Media",
@@ -30,5 +38,9 @@ __all__ = [
     "MediaCollectionItem",
     "Notification",
     "Organization",
+    "OutboxMessage",
+    "SyncCursor",
+    "SyncPageOutcome",
+    "SyncStreamRun",
     "User",
 ]

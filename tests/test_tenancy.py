@@ -95,7 +95,9 @@ def test_raw_sql_reads_only_the_current_organization(pg_db: Database) -> None:
     with _as(pg_db, a.org_id) as connection:
         for table, column in rls.tenant_tables(Base.metadata):
             orgs = set(connection.execute(text(f"SELECT DISTINCT {column} FROM {table}")).scalars())
-            assert orgs == {a.org_id}, table
+            assert orgs <= {a.org_id}, table
+            if table in a.ids:
+                assert orgs == {a.org_id}, table
         hidden = connection.execute(
             text("UPDATE contacts SET first_name = 'pwned' WHERE id = :id"),
             {"id": b.ids["contacts"]},

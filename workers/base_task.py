@@ -19,18 +19,11 @@ from typing import Any
 
 from celery import Task
 
+from connectors.errors import RetryableError
 from models.errors import PlugsError
 from workers.settings import get_settings
 
 log = logging.getLogger(__name__)
-
-
-class RetryableError(PlugsError):
-    """A failure that may pass if the task runs again later (``retry_after`` seconds)."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class PlugsTask(Task):  # type: ignore[misc]
