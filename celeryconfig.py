@@ -60,9 +60,12 @@ worker_eta_task_limit = 1000
 worker_hijack_root_logger = False
 
 task_default_queue = "default"
-QUEUES = ("default", "maintenance")
+QUEUES = ("default", "maintenance", "syncs")
 task_queues = tuple(Queue(name, Exchange(name), routing_key=name) for name in QUEUES)
-task_routes = {"maintenance.*": {"queue": "maintenance", "routing_key": "maintenance"}}
+task_routes = {
+    "maintenance.*": {"queue": "maintenance", "routing_key": "maintenance"},
+    "sync.*": {"queue": "syncs", "routing_key": "syncs"},
+}
 
 beat_schedule = HOUSEKEEPING_SCHEDULE
 timezone = "UTC"

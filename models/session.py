@@ -32,6 +32,10 @@ from models import audit_trail, tenancy
 from models.errors import TenancyError
 
 log = logging.getLogger(__name__)
+#: Lock a row we update without changing its keys: ``FOR NO KEY UPDATE`` on PostgreSQL, which
+#: does not conflict with the ``KEY SHARE`` locks that inserting rows referencing it take
+#: (a plain ``FOR UPDATE`` there deadlocks two transactions that both inserted children).
+ROW_LOCK = {"key_share": True}
 
 
 class PlugsSession(Session):
@@ -120,7 +124,7 @@ class Database:
 
     @contextmanager
     def _unit_of_work(self, info: dict[str, Any]) -> Iterator[PlugsSession]:
-        session = self._sessions(info=info)
+        session = self._sessions(info={**info, "database": self})
         try:
             yield session
             session.commit()

@@ -25,7 +25,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, CreatedAt, Json, OrgScoped, Timestamps, enum_column, json_column
 
-STREAM_STATUSES = ("pending", "running", "done", "failed")
+#: waiting: for the streams it depends on (e.g. engagements wait for contacts).
+STREAM_STATUSES = ("waiting", "pending", "running", "done", "failed")
 
 
 class ExternalId(OrgScoped, Timestamps, Base):
@@ -96,6 +97,8 @@ class SyncStreamRun(OrgScoped, Timestamps, Base):
     pages_done: Mapped[int] = mapped_column(default=0, server_default="0")
     #: Deliveries of the current page; over the cap the stream fails instead of looping.
     attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: A parked stream (long Retry-After) resumes then; the stall sweeper leaves it alone.
+    resume_at: Mapped[datetime | None]
     last_error: Mapped[str | None]
 
 

@@ -11,6 +11,11 @@ from typing import Any
 from celery.schedules import crontab
 
 HOUSEKEEPING_SCHEDULE: dict[str, dict[str, Any]] = {
+    "sweep-outbox": {
+        "task": "maintenance.sweep_outbox",
+        "schedule": 15.0,
+        "options": {"expires": 14},
+    },
     "canary-ping": {
         "task": "maintenance.ping",
         "schedule": 60.0,

@@ -180,3 +180,52 @@ def plugs(tmp_path: Path):  # type: ignore[no-untyped-def]
         )
 
     return run
+
+
+# --- the platform as a process of its own sees it ------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def platform_env(pg_database: dict[str, str], redis_url: str) -> Iterator[dict[str, str]]:
+    """PLUGS_* settings for this test process and the workers it starts: the app role on
+    this run's database, this run's Redis db as broker, result backend and rate-limit store,
+    a fresh credential key, and permission to call the local vendor simulators."""
+    from connectors.credentials import new_key_entry
+
+    env = {
+        "PLUGS_DATABASE_URL": pg_database["app_url"],
+        "PLUGS_MIGRATION_DATABASE_URL": pg_database["owner_url"],
+        "PLUGS_BROKER_URL": redis_url,
+        "PLUGS_RESULT_BACKEND": redis_url,
+        "PLUGS_REDIS_URL": redis_url,
+        "PLUGS_SECRET_KEYS": new_key_entry(),
+        "PLUGS_ALLOW_PRIVATE_URLS": "true",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    services.reload_settings()
+    try:
+        yield env
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        services.reload_settings()
+
+
+@pytest.fixture(scope="session")
+def app_db(platform_env: dict[str, str]) -> Database:
+    """The process-wide database (get_database()) once platform_env is in force."""
+    from models.session import get_database
+
+    return get_database()
+
+
+@pytest.fixture(scope="session")
+def sync_worker(platform_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """One real worker process (prefork, 2 children) on every queue, for the whole run."""
+    handle = services.start_worker(platform_env, tmp_path_factory.mktemp("sync-worker"))
+    yield handle
+    handle.stop()

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import redis
 
+ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
 #: Services found missing in this run, reported at its end.
@@ -57,3 +63,82 @@ def claim_redis_db(base_url: str) -> tuple[str, Callable[[], None]]:
             return url, release
         client.close()
     raise RuntimeError("no empty Redis database (1-15) is free for the tests")
+
+
+def reload_settings() -> None:
+    """Forget cached settings, database and Celery configuration after PLUGS_* changed."""
+    import importlib
+    import sys
+
+    from models.session import get_database
+    from workers.settings import get_settings
+
+    if get_database.cache_info().currsize:
+        get_database().dispose()
+    get_settings.cache_clear()
+    get_database.cache_clear()
+    if "celeryconfig" in sys.modules:
+        importlib.reload(sys.modules["celeryconfig"])
+    if "workers.app" in sys.modules:
+        app = sys.modules["workers.app"].app
+        app.config_from_object("celeryconfig", force=True)
+        app.pool.force_close_all() if app.pool else None
+        app.__dict__.pop("pool", None)
+        app.__dict__.pop("backend", None)
+
+
+class WorkerProcess:
+    """A `plugs worker` subprocess whose output goes to a log file."""
+
+    def __init__(self, process: subprocess.Popen[bytes], log: Path, env: dict[str, str]) -> None:
+        self.process, self.log, self.env = process, log, env
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker (main process and its children), as a crash would."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def start_worker(
+    env: dict[str, str], folder: Path, *, concurrency: int = 2, extra: dict[str, str] | None = None
+) -> WorkerProcess:
+    """Start `plugs worker` on every queue with ``env`` (plus the parent's non-PLUGS vars)."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PLUGS_")}
+    environment.update(env, PLUGS_DATA_DIR=str(folder / "var"), **(extra or {}))
+    log = folder / f"worker-{len(list(folder.glob('worker-*.log')))}.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "workers.cli",
+                "worker",
+                "--concurrency",
+                str(concurrency),
+                "--loglevel",
+                "INFO",
+                "--queues",
+                "default,maintenance,syncs",
+                "--without-mingle",
+                "--without-gossip",
+                "--hostname",
+                f"test-{os.getpid()}-{log.stem}@%h",
+            ],
+            env=environment,
+            cwd=ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return WorkerProcess(process, log, env)

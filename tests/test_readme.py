@@ -9,7 +9,9 @@ README = (ROOT / "README.md").read_text()
 
 def _commands() -> list[str]:
     block = README.split("```sh", 1)[1].split("```", 1)[0]
-    return [line.strip() for line in block.splitlines() if line.strip() and not line.startswith("#")]
+    return [
+        line.strip() for line in block.splitlines() if line.strip() and not line.startswith("#")
+    ]
 
 
 def test_the_readme_starts_with_two_commands() -> None:

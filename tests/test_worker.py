@@ -45,7 +45,7 @@ def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
                 "--loglevel",
                 "INFO",
                 "--queues",
-                "default,maintenance",
+                "default,maintenance,syncs",
                 "--without-mingle",
                 "--without-gossip",
             ],

@@ -56,6 +56,16 @@ class Settings(BaseSettings):
     task_time_limit: int = Field(default=900, ge=10)
     task_soft_time_limit: int = Field(default=840, ge=5)
     max_redeliveries: int = Field(default=3, ge=1)
+    stalled_after: int = Field(
+        default=0,
+        ge=0,
+        description="Seconds without progress after which a sync stream's page is enqueued "
+        "again (a lost message); 0 means the task time limit plus one minute.",
+    )
+    allow_private_urls: bool = Field(
+        default=False,
+        description="Let connectors call loopback/private addresses (local vendor simulators only).",
+    )
     integration_log_retention_days: int = Field(default=90, ge=1)
     log_level: str = "INFO"
 
@@ -69,6 +79,9 @@ class Settings(BaseSettings):
                 "or a running task is delivered to a second worker"
             )
         return self
+
+    def stall_seconds(self) -> int:
+        return self.stalled_after or self.task_time_limit + 60
 
     # --- resolved values (the embedded default fills what is unset) ---------------------
 

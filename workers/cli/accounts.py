@@ -9,19 +9,7 @@ import click
 from models import accounts
 from models.organizations import SUBSCRIPTION_PLANS
 from models.session import get_database
-
-
-class UUIDParam(click.ParamType):
-    name = "uuid"
-
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None):  # type: ignore[no-untyped-def]
-        try:
-            return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-        except ValueError:
-            self.fail(f"{value!r} is not an id (a UUID)", param, ctx)
-
-
-UUID = UUIDParam()
+from workers.cli.params import UUID
 
 
 @click.group()

@@ -50,7 +50,7 @@ def _start_worker() -> subprocess.Popen[bytes]:
         "--pool",
         "solo",
         "--queues",
-        "default,maintenance",
+        "default,maintenance,syncs",
         "--loglevel",
         "WARNING",
         "--without-mingle",

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-26 12:19:53.049132
+Create Date: 2026-11-26 12:28:41.198848
 
 """
 
@@ -198,6 +198,7 @@ def upgrade() -> None:
         sa.Column(
             "status",
             sa.Enum(
+                "waiting",
                 "pending",
                 "running",
                 "done",
@@ -228,6 +229,7 @@ def upgrade() -> None:
         ),
         sa.Column("pages_done", sa.Integer(), server_default="0", nullable=False),
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("resume_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column(
             "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False

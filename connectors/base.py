@@ -1,0 +1,229 @@
+"""The plug-in contract: what a connector declares, and nothing it has to loop over itself.
+
+A connector is one declarative class::
+
+    class HubSpot(Connector):
+        provider = "hubspot"
+        integration_type = "crm"
+        credential_fields = (CredentialField("private_app_token"), ...)
+        default_base_url = "https://api.hubapi.com"
+        allowed_hosts = ("api.hubapi.com",)
+        streams = (Stream(name="contacts", entity=Contact, paginator=..., mapper=map_contact), ...)
+
+Paging, retries, rate limits, credentials, idempotent upserts, cursors and run accounting
+belong to the framework (:mod:`connectors.http`, :mod:`connectors.sync`, ...).  Mapping
+functions are pure: vendor record in, :class:`MappedRecord` out, or
+:class:`~connectors.errors.SkippableRecordError` for a record that cannot be used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+import httpx
+
+from connectors.errors import ConfigError
+
+if TYPE_CHECKING:
+    from connectors.http import VendorClient
+    from connectors.ratelimit import Limit
+    from models.base import Base
+    from models.integrations import Integration
+
+JSONDict = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CredentialField:
+    """One credential a connector needs; ``secret`` ones are encrypted and never shown."""
+
+    name: str
+    secret: bool = True
+    required: bool = True
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a stream.
+
+    ``key`` names the page uniquely within its run (it is the cursor it was fetched with),
+    ``next_cursor`` is where the next page starts, or None when the stream is finished.
+    """
+
+    records: list[JSONDict]
+    next_cursor: JSONDict | None
+    key: str
+
+
+class Paginator(Protocol):
+    """How a stream walks the vendor's pages: cursor, offset, next-link, search window."""
+
+    def fetch(
+        self, client: VendorClient, stream: Stream, cursor: JSONDict | None, state: JSONDict
+    ) -> Page:
+        """Fetch the page that starts at ``cursor`` (None: the first page) for ``state``
+        (the stream's incremental watermark; empty for a full refresh)."""
+        ...
+
+
+@dataclass(frozen=True)
+class MappedRecord:
+    """A vendor record as one of our rows.
+
+    ``values`` are column values of the stream's entity (attribute names), ``references``
+    name rows this one points at by the vendor's ids: ``{"contact_id": ("contacts", "151")}``
+    becomes the local id through the external-id map.  ``deleted`` soft-deletes the row.
+    """
+
+    external_id: str
+    values: JSONDict
+    references: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    deleted: bool = False
+    cursor_value: str | None = None
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A collection the connector pulls from the vendor into one of our tables.
+
+    Args:
+        name: the stream's name (``contacts``), unique within the connector.
+        entity: the model the records become (``Contact``).
+        path: the vendor's path of the collection.
+        paginator: how to walk it.
+        mapper: pure function from a vendor record to a :class:`MappedRecord`.
+        primary_key: the vendor record's id field.
+        cursor_field: the field incremental syncs filter on (None: full refresh only).
+        page_size: records per page.
+        fetch_by_ids: optional, fetch given records again (used by replay).
+        after: streams that must finish first when they run in the same run.
+    """
+
+    name: str
+    entity: type[Base]
+    path: str
+    paginator: Paginator
+    mapper: Callable[[JSONDict], MappedRecord]
+    primary_key: str = "id"
+    cursor_field: str | None = None
+    page_size: int = 100
+    fetch_by_ids: Callable[[VendorClient, Stream, Sequence[str]], list[JSONDict]] | None = None
+    #: Streams of the same run that must finish first (their rows are referenced).
+    after: tuple[str, ...] = ()
+
+    @property
+    def entity_type(self) -> str:
+        return str(self.entity.__tablename__)
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """What the vendor did with one row we pushed: its record (to map back), or why not."""
+
+    local_id: Any
+    external_id: str | None = None
+    record: JSONDict | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ExportStream:
+    """Rows of ours the connector writes back to the vendor, in batches of ``batch_size``.
+
+    ``push`` sends one batch and returns one :class:`PushResult` per row (a 207 partial
+    failure is a per-row ``error``); ``pull_stream`` names the stream whose mapper reads
+    the vendor's answer, so what we pushed does not come back as a change (echo suppression).
+    """
+
+    name: str
+    entity: type[Base]
+    pull_stream: str
+    push: Callable[[VendorClient, Sequence[Any]], list[PushResult]]
+    #: The columns the pull stream's mapper writes: a row whose values differ from the
+    #: ones last synced has changed here and is pushed.
+    columns: tuple[str, ...]
+    batch_size: int = 100
+
+
+class Connector:
+    """Base class of every connector; subclasses only declare.
+
+    Subclasses set the class attributes below and may override :meth:`auth` when the
+    vendor's authentication is not a bearer token.  Third parties register theirs under
+    the ``plugs.connectors`` entry-point group (see :mod:`connectors.registry`).
+    """
+
+    provider: ClassVar[str]
+    integration_type: ClassVar[str]
+    credential_fields: ClassVar[tuple[CredentialField, ...]] = ()
+    default_base_url: ClassVar[str]
+    allowed_hosts: ClassVar[tuple[str, ...]] = ()
+    streams: ClassVar[tuple[Stream, ...]] = ()
+    export_streams: ClassVar[tuple[ExportStream, ...]] = ()
+    rate_limit: ClassVar[Limit | None] = None
+    #: Status code -> action overrides for this vendor (see connectors.http.STATUS_ACTIONS).
+    status_actions: ClassVar[Mapping[int, Any]] = {}
+
+    def __init__(self, integration: Integration, credentials: Mapping[str, Any]) -> None:
+        self.integration = integration
+        self.credentials = credentials
+
+    @property
+    def base_url(self) -> str:
+        return str(self.integration.settings.get("base_url") or self.default_base_url)
+
+    def account_key(self) -> str:
+        """Names the vendor account whose rate limit this integration's calls share.
+
+        Defaults to the integration; connectors whose accounts can be connected by several
+        integrations override it (e.g. with the vendor's account id from settings).
+        """
+        return str(self.integration.settings.get("account_id") or self.integration.id)
+
+    def stream(self, name: str) -> Stream:
+        for stream in self.streams:
+            if stream.name == name:
+                return stream
+        known = ", ".join(s.name for s in self.streams) or "none"
+        raise ConfigError(f"{self.provider} has no stream {name!r}; its streams: {known}")
+
+    def export_stream(self, name: str) -> ExportStream:
+        for stream in self.export_streams:
+            if stream.name == name:
+                return stream
+        raise ConfigError(f"{self.provider} has no export stream {name!r}")
+
+    def auth(self) -> httpx.Auth | None:
+        """The request authentication; the default sends the ``token`` credential as Bearer."""
+        token = _unwrap(self.credentials.get("token"))
+        if not token:
+            raise ConfigError(f"{self.provider} integration has no token")
+        return BearerAuth(token)
+
+
+class BearerAuth(httpx.Auth):
+    """``Authorization: Bearer <token>``, the token kept out of reprs."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        yield request
+
+    def __repr__(self) -> str:
+        return "BearerAuth(**********)"
+
+
+def _unwrap(value: Any) -> str | None:
+    """A credential value, unwrapped from its redacting wrapper at the point of use."""
+    if value is None:
+        return None
+    getter = getattr(value, "get_secret_value", None)
+    return str(getter() if getter else value)
+
+
+unwrap_secret = _unwrap

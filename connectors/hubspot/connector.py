@@ -1,0 +1,235 @@
+"""HubSpot CRM v3: contacts and engagements in, contacts out.
+
+Vendor facts: ``shared/vendors/hubspot-mailchimp.md`` section A.  Auth is a private app
+token (``private_app_token``, or ``token``) or OAuth (``access_token``, ``refresh_token``,
+``expires_at``, ``client_id``, ``client_secret``), refreshed before expiry by TTL (HubSpot
+says a 401 is not a refresh signal).  Point it at a simulator with the ``base_url`` setting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from connectors.base import (
+    BearerAuth,
+    Connector,
+    CredentialField,
+    ExportStream,
+    PushResult,
+    Stream,
+    unwrap_secret,
+)
+from connectors.errors import AuthError, ConfigError
+from connectors.http import VendorClient
+from connectors.hubspot.mapping import (
+    CONTACT_COLUMNS,
+    CONTACT_PROPERTIES,
+    ENGAGEMENTS,
+    contact_properties,
+    engagement_mapper,
+    map_contact,
+)
+from connectors.hubspot.paging import CrmPaginator, fetch_by_ids
+from connectors.ratelimit import Limit
+from models.contacts import Contact, ContactInteraction
+
+BASE_URL = "https://api.hubapi.com"
+CONTACTS_PATH = "/crm/v3/objects/contacts"
+TOKEN_PATH = "/oauth/v1/token"
+BATCH_SIZE = 100  # HubSpot's batch endpoints take at most 100 inputs
+#: Burst limits per 10 s by tier (private apps); OAuth apps get 110.
+TIER_LIMITS = {"free": 100, "starter": 100, "professional": 190, "enterprise": 190, "oauth": 110}
+ENGAGEMENT_PROPERTIES = {
+    "notes": ("hs_timestamp", "hs_note_body", "hs_lastmodifieddate"),
+    "meetings": (
+        "hs_timestamp",
+        "hs_meeting_title",
+        "hs_meeting_body",
+        "hs_meeting_outcome",
+        "hs_lastmodifieddate",
+    ),
+    "calls": (
+        "hs_timestamp",
+        "hs_call_title",
+        "hs_call_body",
+        "hs_call_disposition",
+        "hs_lastmodifieddate",
+    ),
+    "emails": ("hs_timestamp", "hs_email_subject", "hs_email_text", "hs_lastmodifieddate"),
+}
+
+
+def _engagement_stream(kind: str) -> Stream:
+    properties = ENGAGEMENT_PROPERTIES[kind]
+    return Stream(
+        name=kind,
+        entity=ContactInteraction,
+        path=f"/crm/v3/objects/{kind}",
+        paginator=CrmPaginator(properties, associations="contacts"),
+        mapper=engagement_mapper(kind),
+        page_size=100,
+        after=("contacts",),
+    )
+
+
+def push_contacts(client: VendorClient, rows: Sequence[Any]) -> list[PushResult]:
+    """Batch-upsert contacts by email; a 207 fails only the rows it names."""
+    results: list[PushResult] = [
+        PushResult(r.id, error="contact has no email") for r in rows if not r.email
+    ]
+    sendable = [r for r in rows if r.email]
+    if not sendable:
+        return results
+    inputs = [
+        {
+            "id": r.email,
+            "idProperty": "email",
+            "objectWriteTraceId": str(r.id),
+            "properties": contact_properties(r),
+        }
+        for r in sendable
+    ]
+    body = client.request("POST", f"{CONTACTS_PATH}/batch/upsert", json={"inputs": inputs}).json()
+    failed: dict[str, str] = {}
+    for error in body.get("errors") or []:
+        for trace in (error.get("context") or {}).get("objectWriteTraceId") or []:
+            failed[trace] = str(error.get("message") or error.get("category") or "rejected")[:300]
+    by_email = {
+        str((rec.get("properties") or {}).get("email") or "").lower(): rec
+        for rec in body.get("results") or []
+    }
+    for row in sendable:
+        record = by_email.get(row.email.lower())
+        if str(row.id) in failed or record is None:
+            results.append(
+                PushResult(row.id, error=failed.get(str(row.id), "not in HubSpot's answer"))
+            )
+        else:
+            results.append(PushResult(row.id, external_id=str(record["id"]), record=record))
+    return results
+
+
+class HubSpot(Connector):
+    """HubSpot CRM: contacts (incremental on lastmodifieddate) and engagements."""
+
+    provider = "hubspot"
+    integration_type = "crm"
+    default_base_url = BASE_URL
+    allowed_hosts = ("api.hubapi.com",)
+    credential_fields = (
+        CredentialField("private_app_token", required=False, description="Private app token"),
+        CredentialField("token", required=False, description="Alias of private_app_token"),
+        CredentialField("access_token", required=False),
+        CredentialField("refresh_token", required=False),
+        CredentialField("expires_at", secret=False, required=False),
+        CredentialField("client_id", secret=False, required=False),
+        CredentialField("client_secret", required=False),
+    )
+    streams = (
+        Stream(
+            name="contacts",
+            entity=Contact,
+            path=CONTACTS_PATH,
+            paginator=CrmPaginator(CONTACT_PROPERTIES),
+            mapper=map_contact,
+            cursor_field="lastmodifieddate",
+            page_size=100,
+            fetch_by_ids=fetch_by_ids(CONTACT_PROPERTIES),
+        ),
+        Stream(
+            name="archived_contacts",
+            entity=Contact,
+            path=CONTACTS_PATH,
+            paginator=CrmPaginator(CONTACT_PROPERTIES, params=(("archived", "true"),)),
+            mapper=map_contact,
+            page_size=100,
+        ),
+        *(_engagement_stream(kind) for kind in ENGAGEMENTS),
+    )
+    export_streams = (
+        ExportStream(
+            name="contacts_export",
+            entity=Contact,
+            pull_stream="contacts",
+            push=push_contacts,
+            columns=CONTACT_COLUMNS,
+            batch_size=BATCH_SIZE,
+        ),
+    )
+
+    @property
+    def rate_limit(self) -> Limit:  # type: ignore[override]
+        tier = str(self.integration.settings.get("tier") or "free").lower()
+        if "refresh_token" in self.credentials and "private_app_token" not in self.credentials:
+            tier = "oauth"
+        if tier not in TIER_LIMITS:
+            raise ConfigError(f"unknown HubSpot tier {tier!r}; one of {', '.join(TIER_LIMITS)}")
+        return Limit(TIER_LIMITS[tier], 10.0)
+
+    def auth(self) -> httpx.Auth:
+        token = unwrap_secret(
+            self.credentials.get("private_app_token") or self.credentials.get("token")
+        )
+        if token:
+            return BearerAuth(token)
+        if "refresh_token" in self.credentials:
+            return HubSpotOAuth(self)
+        raise ConfigError("HubSpot integration needs a private_app_token or OAuth tokens")
+
+
+class HubSpotOAuth(httpx.Auth):
+    """Bearer auth with the OAuth access token, refreshed before it expires (by TTL).
+
+    The refresh runs under a row lock (:func:`connectors.credentials.refresh_if_expiring`),
+    so concurrent workers refresh once and all use the new token, stored encrypted.
+    """
+
+    #: Refresh this long before the token expires.
+    MARGIN = timedelta(minutes=5)
+
+    def __init__(self, connector: HubSpot) -> None:
+        self._connector = connector
+        self._credentials: Any = connector.credentials
+
+    def auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
+        expires_at = getattr(self._credentials, "expires_at", None)
+        if expires_at is None or expires_at - self.MARGIN <= datetime.now(UTC):
+            from connectors.credentials import refresh_if_expiring
+            from models.session import get_database
+
+            integration = self._connector.integration
+            self._credentials = refresh_if_expiring(
+                get_database(),
+                integration.organization_id,
+                integration.id,
+                self._refresh,
+                margin=self.MARGIN,
+            )
+        token = unwrap_secret(self._credentials.get("access_token"))
+        request.headers["Authorization"] = f"Bearer {token}"
+        yield request
+
+    def _refresh(self, current: Mapping[str, Any]) -> dict[str, Any]:
+        form = {
+            name: unwrap_secret(current.get(name)) or ""
+            for name in ("refresh_token", "client_id", "client_secret")
+        }
+        with VendorClient(name="hubspot", base_url=self._connector.base_url) as client:
+            response = client.request(
+                "POST", TOKEN_PATH, data={"grant_type": "refresh_token", **form}
+            )
+        body = response.json()
+        if "access_token" not in body:
+            raise AuthError(
+                f"HubSpot refused the refresh token: {body.get('status') or body.get('error')}"
+            )
+        expires = datetime.now(UTC) + timedelta(seconds=int(body.get("expires_in", 1800)))
+        return {
+            "access_token": body["access_token"],
+            "refresh_token": body.get("refresh_token") or form["refresh_token"],
+            "expires_at": expires.isoformat(),
+        }

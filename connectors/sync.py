@@ -1,0 +1,426 @@
+"""The sync engine: a run is an ``integration_logs`` row plus one chain of page tasks per stream.
+
+``start_run`` writes the run, a :class:`SyncStreamRun` per stream and the first page task
+(outbox) in one transaction.  ``run_page`` fetches one vendor page outside any transaction,
+then in one transaction: checks the page is still the stream's current one (a redelivered
+task finds it is not and does nothing), upserts the records, writes the page's outcome,
+moves the cursor, and either enqueues the next page or finishes the stream.  The last
+stream to finish closes the run: counts are sums of page outcomes, never counters.
+
+A page delivered more than ``max_redeliveries`` times fails its stream instead of looping;
+a wait longer than the inline cap is parked in the outbox (``available_at``), not held in
+a worker or a countdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from connectors import export, loading
+from connectors.base import Connector, Page, Stream
+from connectors.errors import AuthError, FatalError, RateLimitedError
+from connectors.runs import close_run_if_finished
+from connectors.upsert import PageOutcome, apply_page
+from models.base import utcnow
+from models.errors import NotFoundError, PlugsError
+from models.integrations import Integration, IntegrationLog
+from models.session import ROW_LOCK, Database, PlugsSession
+from models.sync_state import OutboxMessage, SyncCursor, SyncPageOutcome, SyncStreamRun
+from workers import outbox
+from workers.settings import get_settings
+
+log = logging.getLogger(__name__)
+PAGE_TASK = "sync.page"
+
+
+@dataclass(frozen=True)
+class PageReport:
+    """What one page task did (returned by the task, shown in Flower)."""
+
+    stream: str
+    state: str  # "page" | "done" | "duplicate" | "parked" | "failed" | "finished-already"
+    succeeded: int = 0
+    failed: int = 0
+
+
+def start_run(
+    db: Database,
+    org_id: uuid.UUID,
+    integration_id: uuid.UUID,
+    *,
+    streams: list[str] | None = None,
+    full_refresh: bool = False,
+    trigger: str = "manual",
+    replay_of: uuid.UUID | None = None,
+    record_ids: dict[str, list[str]] | None = None,
+) -> uuid.UUID:
+    """Open a run of ``streams`` (default: all) and enqueue their first pages."""
+    with db.tenant(org_id) as session:
+        integration = _integration(session, integration_id)
+        connector = loading.connector_class(integration)
+        names = streams or _default_streams(connector, integration)
+        _check_streams(connector, names)
+        exports = {s.name for s in connector.export_streams}
+        run = IntegrationLog(
+            integration_id=integration.id,
+            operation="sync",
+            status="running",
+            started_at=utcnow(),
+            message=f"{trigger} sync of {', '.join(names)}",
+            request_data={
+                "streams": names,
+                "full_refresh": full_refresh,
+                "trigger": trigger,
+                "replay_of": str(replay_of) if replay_of else None,
+            },
+        )
+        session.add(run)
+        session.flush()
+        for name in names:
+            waits = [d for d in _dependencies(connector, name) if d in names]
+            state = {} if full_refresh else _saved_state(session, integration.id, name)
+            cursor = {"ids": record_ids[name]} if record_ids and name in record_ids else None
+            stream_run = SyncStreamRun(
+                run_id=run.id,
+                integration_id=integration.id,
+                stream=name,
+                direction="push" if name in exports else "pull",
+                start_state=state,
+                high_water=state,
+                page_cursor=cursor,
+                status="waiting" if waits else "pending",
+            )
+            session.add(stream_run)
+            session.flush()
+            if not waits:
+                outbox.enqueue(session, PAGE_TASK, str(org_id), str(stream_run.id))
+    return run.id
+
+
+def _dependencies(connector: Any, name: str) -> tuple[str, ...]:
+    for stream in connector.streams:
+        if stream.name == name:
+            return stream.after
+    return ()
+
+
+def _start_waiting(session: PlugsSession, org_id: uuid.UUID, finished: SyncStreamRun) -> None:
+    """Start the streams of the run that were waiting for ``finished`` and now wait no more."""
+    # Siblings are read, not locked: the caller holds the run's row lock, which serialises
+    # finishing streams (locking siblings too would deadlock two streams finishing at once).
+    runs = session.scalars(
+        select(SyncStreamRun).where(SyncStreamRun.run_id == finished.run_id)
+    ).all()
+    done = {r.stream for r in runs if r.status in ("done", "failed")}
+    integration = session.get(Integration, finished.integration_id)
+    connector = loading.connector_class(integration) if integration else None
+    for waiting in (r for r in runs if r.status == "waiting"):
+        deps = _dependencies(connector, waiting.stream) if connector else ()
+        if all(d in done or d not in {r.stream for r in runs} for d in deps):
+            waiting.status = "pending"
+            outbox.enqueue(session, PAGE_TASK, str(org_id), str(waiting.id))
+
+
+def _default_streams(connector: Any, integration: Integration) -> list[str]:
+    """Every pull stream; the write-back streams too when the integration's settings say
+    ``write_back`` (they run after nothing else, so they are usually given explicitly)."""
+    names = [s.name for s in connector.streams]
+    if str(integration.settings.get("write_back", "")).lower() in ("1", "true", "yes", "on"):
+        names += [s.name for s in connector.export_streams]
+    return names
+
+
+def _check_streams(connector: Any, names: list[str]) -> None:
+    known = {s.name for s in connector.streams} | {s.name for s in connector.export_streams}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise PlugsError(
+            f"{connector.provider} has no stream {', '.join(unknown)}; its streams: "
+            f"{', '.join(sorted(known))}"
+        )
+
+
+def _integration(session: PlugsSession, integration_id: uuid.UUID) -> Integration:
+    integration = session.get(Integration, integration_id)
+    if integration is None:
+        raise NotFoundError(f"no integration with id {integration_id}")
+    if not integration.is_active:
+        raise PlugsError(f"integration {integration_id} is paused (is_active false)")
+    return integration
+
+
+def _saved_state(session: PlugsSession, integration_id: uuid.UUID, stream: str) -> dict[str, Any]:
+    cursor = session.scalars(
+        select(SyncCursor).where(
+            SyncCursor.integration_id == integration_id, SyncCursor.stream == stream
+        )
+    ).one_or_none()
+    return dict(cursor.state) if cursor else {}
+
+
+def run_page(db: Database, org_id: uuid.UUID, stream_run_id: uuid.UUID) -> PageReport:
+    """Fetch, store and account for the current page of one stream; see the module docstring."""
+    claimed = _claim(db, org_id, stream_run_id)
+    if isinstance(claimed, PageReport):
+        return claimed
+    stream_run, integration, cursor = claimed
+    connector = loading.open_connector(integration)
+    if stream_run.direction == "push":
+        return _export_page(db, org_id, stream_run, connector, cursor)
+    stream = connector.stream(stream_run.stream)
+    try:
+        with loading.open_client(connector) as client:
+            page = _fetch(client, stream, cursor, stream_run.start_state)
+    except RateLimitedError as exc:
+        return _park(db, org_id, stream_run, exc)
+    except AuthError as exc:
+        return _fail_stream(db, org_id, stream_run_id, f"authentication failed: {exc}", auth=True)
+    except FatalError as exc:
+        return _fail_stream(db, org_id, stream_run_id, str(exc))
+    return _store(db, org_id, stream_run_id, cursor, stream, page)
+
+
+def _fetch(client: Any, stream: Stream, cursor: dict | None, state: dict) -> Page:
+    if cursor and "ids" in cursor:  # a replay of given records, a page at a time
+        if stream.fetch_by_ids is None:
+            raise FatalError(f"stream {stream.name} cannot fetch records by id")
+        ids, rest = cursor["ids"][: stream.page_size], cursor["ids"][stream.page_size :]
+        return Page(
+            records=stream.fetch_by_ids(client, stream, ids),
+            next_cursor={"ids": rest} if rest else None,
+            key=f"replay:{ids[0]}",
+        )
+    return stream.paginator.fetch(client, stream, cursor, state)
+
+
+def _claim(
+    db: Database, org_id: uuid.UUID, stream_run_id: uuid.UUID
+) -> PageReport | tuple[SyncStreamRun, Integration, dict | None]:
+    """Count this delivery; refuse finished streams and pages delivered too often."""
+    cap = get_settings().max_redeliveries
+    with db.tenant(org_id) as session:
+        stream_run = session.get(SyncStreamRun, stream_run_id, with_for_update=ROW_LOCK)
+        if stream_run is None:
+            raise NotFoundError(f"no stream run {stream_run_id}")
+        if stream_run.status in ("done", "failed"):
+            return PageReport(stream_run.stream, "finished-already")
+        stream_run.attempts += 1
+        stream_run.status = "running"
+        if stream_run.attempts > cap:
+            reason = f"page delivered {stream_run.attempts - 1} times without finishing; giving up"
+            _finish_stream(session, stream_run, failed=reason)
+            return PageReport(stream_run.stream, "failed")
+        integration = session.get(Integration, stream_run.integration_id)
+        if integration is None:
+            raise NotFoundError(f"integration {stream_run.integration_id} is gone")
+        session.expunge(integration)
+        cursor = dict(stream_run.page_cursor) if stream_run.page_cursor is not None else None
+        session.expunge(stream_run)
+        return stream_run, integration, cursor
+
+
+def _store(
+    db: Database,
+    org_id: uuid.UUID,
+    stream_run_id: uuid.UUID,
+    cursor: dict | None,
+    stream: Stream,
+    page: Page,
+) -> PageReport:
+    with db.tenant(org_id) as session:
+        stream_run = session.get(SyncStreamRun, stream_run_id, with_for_update=ROW_LOCK)
+        if (
+            stream_run is None
+            or stream_run.status in ("done", "failed")
+            or (stream_run.page_cursor != cursor)
+        ):
+            return PageReport(stream.name, "duplicate")
+        outcome = apply_page(session, stream_run.integration_id, stream, page.records)
+        message = _record_page(session, org_id, stream_run, outcome, page.key, page.next_cursor)
+    state = "page" if message is not None else "done"
+    return PageReport(stream.name, state, outcome.succeeded, len(outcome.failures))
+
+
+def _export_page(
+    db: Database,
+    org_id: uuid.UUID,
+    stream_run: SyncStreamRun,
+    connector: Connector,
+    cursor: dict | None,
+) -> PageReport:
+    """Push one batch of rows changed here; same accounting as a pulled page."""
+    stream = connector.export_stream(stream_run.stream)
+    with db.tenant(org_id) as session:
+        batch = export.changed_rows(
+            session, stream_run.integration_id, stream, (cursor or {}).get("after")
+        )
+    try:
+        with loading.open_client(connector) as client:
+            results, read_back = export.push(connector, client, stream, batch)
+    except RateLimitedError as exc:
+        return _park(db, org_id, stream_run, exc)
+    except AuthError as exc:
+        return _fail_stream(db, org_id, stream_run.id, f"authentication failed: {exc}", auth=True)
+    except FatalError as exc:
+        return _fail_stream(db, org_id, stream_run.id, str(exc))
+    with db.tenant(org_id) as session:
+        row = session.get(SyncStreamRun, stream_run.id, with_for_update=ROW_LOCK)
+        if row is None or row.status in ("done", "failed") or row.page_cursor != cursor:
+            return PageReport(stream.name, "duplicate")
+        outcome = export.record_push(session, connector, stream, results, read_back)
+        next_cursor = None if batch.finished else {"after": batch.last_scanned}
+        message = _record_page(
+            session,
+            org_id,
+            row,
+            outcome,
+            f"export:{(cursor or {}).get('after') or ''}",
+            next_cursor,
+        )
+    return PageReport(
+        stream.name, "page" if message else "done", outcome.succeeded, len(outcome.failures)
+    )
+
+
+def _record_page(
+    session: PlugsSession,
+    org_id: uuid.UUID,
+    stream_run: SyncStreamRun,
+    outcome: PageOutcome,
+    key: str,
+    next_cursor: dict | None,
+) -> OutboxMessage | None:
+    """Store a page's outcome, move the cursor, enqueue the next page or finish the stream."""
+    session.add(
+        SyncPageOutcome(
+            run_id=stream_run.run_id,
+            stream=stream_run.stream,
+            page_key=key[:255],
+            succeeded=outcome.succeeded,
+            failed=len(outcome.failures),
+            failures=outcome.failures,
+        )
+    )
+    if outcome.high_water and outcome.high_water > stream_run.high_water.get("cursor", ""):
+        stream_run.high_water = {**stream_run.high_water, "cursor": outcome.high_water}
+    stream_run.pages_done += 1
+    stream_run.attempts = 0
+    stream_run.resume_at = None
+    stream_run.page_cursor = next_cursor
+    if next_cursor is not None:
+        return outbox.enqueue(session, PAGE_TASK, str(org_id), str(stream_run.id))
+    _finish_stream(session, stream_run)
+    return None
+
+
+def _park(
+    db: Database, org_id: uuid.UUID, stream_run: SyncStreamRun, exc: RateLimitedError
+) -> PageReport:
+    wait = exc.retry_after if exc.retry_after is not None else 60.0
+    with db.tenant(org_id) as session:
+        row = session.get(SyncStreamRun, stream_run.id, with_for_update=ROW_LOCK)
+        if row is None or row.status in ("done", "failed"):
+            return PageReport(stream_run.stream, "finished-already")
+        row.attempts = max(0, row.attempts - 1)  # waiting is not a failed delivery
+        row.last_error = f"rate limited; resuming in {wait:.0f}s"
+        row.resume_at = utcnow() + timedelta(seconds=wait)
+        outbox.enqueue(
+            session,
+            PAGE_TASK,
+            str(org_id),
+            str(row.id),
+            available_at=utcnow() + timedelta(seconds=wait),
+        )
+    log.info("stream %s parked for %.0fs: %s", stream_run.id, wait, exc)
+    return PageReport(stream_run.stream, "parked")
+
+
+def _fail_stream(
+    db: Database, org_id: uuid.UUID, stream_run_id: uuid.UUID, reason: str, *, auth: bool = False
+) -> PageReport:
+    with db.tenant(org_id) as session:
+        stream_run = session.get(SyncStreamRun, stream_run_id, with_for_update=ROW_LOCK)
+        if stream_run is None or stream_run.status in ("done", "failed"):
+            return PageReport(stream_run.stream if stream_run else "?", "finished-already")
+        if auth:
+            integration = session.get(Integration, stream_run.integration_id)
+            if integration is not None:
+                integration.status = "error"
+                integration.metadata_ = {**integration.metadata_, "last_error": reason}
+        _finish_stream(session, stream_run, failed=reason)
+        return PageReport(stream_run.stream, "failed")
+
+
+def _finish_stream(
+    session: PlugsSession, stream_run: SyncStreamRun, *, failed: str | None = None
+) -> None:
+    stream_run.status = "failed" if failed else "done"
+    stream_run.last_error = failed
+    session.flush()
+    # Lock order everywhere: the stream's row, then its run's row.
+    session.get(IntegrationLog, stream_run.run_id, with_for_update=ROW_LOCK, populate_existing=True)
+    _start_waiting(session, stream_run.organization_id, stream_run)
+    close_run_if_finished(session, stream_run.run_id)
+
+
+def replay_run(db: Database, org_id: uuid.UUID, run_id: uuid.UUID) -> uuid.UUID:
+    """A new run that fetches again only the records that failed in run ``run_id``."""
+    with db.tenant(org_id) as session:
+        run = session.get(IntegrationLog, run_id)
+        if run is None:
+            raise NotFoundError(f"no run with id {run_id}")
+        if run.status == "running":
+            raise PlugsError(f"run {run_id} is still running; replay it when it has finished")
+        failed: dict[str, list[str]] = {}
+        rows = session.execute(
+            select(SyncPageOutcome.stream, SyncPageOutcome.failures).where(
+                SyncPageOutcome.run_id == run_id, SyncPageOutcome.failed > 0
+            )
+        )
+        for stream, failures in rows:
+            failed.setdefault(stream, []).extend(str(f["record_id"]) for f in failures)
+        integration_id = run.integration_id
+    if not failed:
+        raise PlugsError(f"run {run_id} has no failed records to replay")
+    return start_run(
+        db,
+        org_id,
+        integration_id,
+        streams=sorted(failed),
+        trigger="replay",
+        replay_of=run_id,
+        record_ids=failed,
+    )
+
+
+def restart_stalled(db: Database) -> int:
+    """Enqueue again the current page of streams that made no progress for too long.
+
+    This is what makes a message the broker lost (or a worker killed without requeue) cost
+    a delay instead of a run: the page task is idempotent, so a duplicate does nothing.
+    """
+    settings = get_settings()
+    cutoff = utcnow() - timedelta(seconds=settings.stall_seconds())
+    with db.system("sync: find stalled streams") as session:
+        stalled = session.execute(
+            select(SyncStreamRun.organization_id, SyncStreamRun.id).where(
+                SyncStreamRun.status.in_(("pending", "running")),
+                SyncStreamRun.updated_at < cutoff,
+                (SyncStreamRun.resume_at.is_(None)) | (SyncStreamRun.resume_at < cutoff),
+            )
+        ).all()
+    for org_id, stream_run_id in stalled:
+        with db.tenant(org_id) as session:
+            row = session.get(SyncStreamRun, stream_run_id, with_for_update=ROW_LOCK)
+            if row is None or row.status in ("done", "failed") or row.updated_at >= cutoff:
+                continue
+            row.last_error = "no progress; page enqueued again"
+            outbox.enqueue(session, PAGE_TASK, str(org_id), str(stream_run_id))
+        log.warning("stream run %s stalled; its page was enqueued again", stream_run_id)
+    return len(stalled)

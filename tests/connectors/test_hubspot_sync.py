@@ -1,0 +1,188 @@
+"""HubSpot end to end: the conformance behaviours every connector must show, run by a real
+worker through Redis into PostgreSQL against the HubSpot simulator over HTTP."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from connectors import sync
+from connectors.hubspot.simulator import HubSpotSimulator
+from models import (
+    Contact,
+    ContactInteraction,
+    ExternalId,
+    Integration,
+    OutboxMessage,
+    SyncStreamRun,
+)
+from models.base import utcnow
+from models.session import Database
+from tests.connectors.harness import hubspot, wait_for_run
+
+pytestmark = pytest.mark.usefixtures("sync_worker")
+
+
+def test_a_full_sync_pages_to_the_end(app_db: Database) -> None:
+    with hubspot(app_db) as vendor:
+        vendor.sim.add_contacts(250)
+        contact_id = vendor.sim.add_contacts(1)[0]
+        vendor.sim.add_engagement("notes", contact_id, hs_note_body="Met at the summit")
+        vendor.sim.add_engagement("meetings", contact_id, hs_meeting_title="Intro call")
+        run = vendor.sync(full_refresh=True)
+        assert (run.status, run.records_processed, run.records_failed) == ("success", 253, 0)
+        assert vendor.count(Contact) == 251
+        assert vendor.count(ContactInteraction) == 2
+        with app_db.tenant(vendor.org_id) as session:
+            integration = session.get(Integration, vendor.integration_id)
+            assert integration.status == "connected" and integration.last_sync is not None
+            types = set(session.scalars(select(ContactInteraction.interaction_type)))
+        assert types == {"follow_up", "meeting"}
+
+
+def test_an_incremental_sync_resumes_from_the_saved_cursor(app_db: Database) -> None:
+    with hubspot(app_db) as vendor:
+        ids = vendor.sim.add_contacts(120)
+        assert vendor.sync(streams=["contacts"]).status == "success"
+        vendor.sim.update_contact(ids[5], firstname="Renamed")
+        vendor.sim.add_contacts(2, modified_from=utcnow() + timedelta(seconds=1))
+        searches_before = sum(1 for r in vendor.sim.requests if r.path.endswith("/search"))
+        run = vendor.sync(streams=["contacts"])
+        assert run.status == "success" and run.records_processed < 10
+        assert sum(1 for r in vendor.sim.requests if r.path.endswith("/search")) > searches_before
+        assert vendor.count(Contact) == 122
+        with app_db.tenant(vendor.org_id) as session:
+            names = set(session.scalars(select(Contact.first_name)))
+        assert "Renamed" in names
+
+
+def test_429_with_retry_after_and_5xx_are_retried_to_success(app_db: Database) -> None:
+    with hubspot(app_db) as vendor:
+        vendor.sim.add_contacts(150)
+        vendor.sim.throttle_next(1, retry_after=1)
+        vendor.sim.fail_next(2, status=503)
+        run = vendor.sync(streams=["contacts"], full_refresh=True)
+        assert (run.status, run.records_processed) == ("success", 150)
+        statuses = [r.status for r in vendor.sim.requests]
+        assert 429 in statuses and 503 in statuses
+
+
+def test_a_second_run_changes_nothing(app_db: Database) -> None:
+    with hubspot(app_db) as vendor:
+        vendor.sim.add_contacts(130)
+        vendor.sync(streams=["contacts"], full_refresh=True)
+        audit_before = vendor.audit_rows()
+        run = vendor.sync(streams=["contacts"], full_refresh=True)
+        assert (run.status, run.records_processed) == ("success", 130)
+        assert vendor.audit_rows() == audit_before  # not one row written again
+        assert vendor.count(Contact) == 130
+
+
+def test_a_record_that_cannot_be_mapped_is_counted_with_its_reason(app_db: Database) -> None:
+    with hubspot(app_db) as vendor:
+        ids = vendor.sim.add_contacts(20)
+        vendor.sim.update_contact(ids[3], email="bad@@example.test")
+        run = vendor.sync(streams=["contacts"], full_refresh=True)
+        assert (run.status, run.records_processed, run.records_failed) == ("partial", 19, 1)
+        [failure] = run.error_details["failures"]
+        assert failure["record_id"] == ids[3] and "invalid email" in failure["reason"]
+
+        vendor.sim.update_contact(ids[3], email="fixed@example.test")
+        replay = sync.replay_run(app_db, vendor.org_id, run.id)
+        again = wait_for_run(app_db, vendor.org_id, replay)
+        assert (again.status, again.records_processed, again.records_failed) == ("success", 1, 0)
+        assert again.request_data["replay_of"] == str(run.id)
+        assert vendor.count(Contact) == 20
+
+
+def test_an_authentication_failure_fails_the_run_and_marks_the_integration(
+    app_db: Database,
+) -> None:
+    with hubspot(app_db, token="pat-na1-wrong") as vendor:
+        vendor.sim.add_contacts(5)
+        run = vendor.sync(streams=["contacts"])
+        assert run.status == "failed" and "authentication failed" in run.message
+        assert sum(1 for r in vendor.sim.requests if r.status == 401) == 1  # no retry loop
+        with app_db.tenant(vendor.org_id) as session:
+            assert session.get(Integration, vendor.integration_id).status == "error"
+
+
+def test_a_long_retry_after_is_parked_in_the_database(app_db: Database) -> None:
+    with hubspot(app_db) as vendor:
+        vendor.sim.add_contacts(5)
+        vendor.sim.throttle_next(1, retry_after=7200)
+        run_id = sync.start_run(app_db, vendor.org_id, vendor.integration_id, streams=["contacts"])
+        parked = None
+        for _ in range(150):
+            with app_db.tenant(vendor.org_id) as session:
+                parked = session.scalars(
+                    select(SyncStreamRun).where(SyncStreamRun.run_id == run_id)
+                ).one()
+                if parked.resume_at is not None:
+                    break
+            import time
+
+            time.sleep(0.2)
+        assert parked is not None and parked.resume_at is not None
+        assert parked.resume_at - utcnow() > timedelta(minutes=110)
+        with app_db.tenant(vendor.org_id) as session:
+            waiting = session.scalars(
+                select(OutboxMessage).where(OutboxMessage.published_at.is_(None))
+            ).all()
+        assert [m.available_at > utcnow() + timedelta(minutes=110) for m in waiting] == [True]
+
+
+def test_write_back_pushes_local_changes_once_and_counts_partial_failures(app_db: Database) -> None:
+    with hubspot(app_db) as vendor:
+        with app_db.tenant(vendor.org_id) as session:
+            session.add_all(
+                [
+                    Contact(first_name="Ann", email="ann@example.test", company="Acme"),
+                    Contact(first_name="Bob", email="bob@example.test"),
+                    Contact(first_name="Bad", email="bad@@example.test"),
+                    Contact(first_name="Nomail"),
+                ]
+            )
+        run = vendor.sync(streams=["contacts_export"])
+        assert (run.status, run.records_processed, run.records_failed) == ("partial", 2, 2)
+        reasons = " ".join(f["reason"] for f in run.error_details["failures"])
+        assert "no email" in reasons and "bad@@example.test" in reasons
+        assert vendor.sim.get_contact("ann@example.test")["company"] == "Acme"
+
+        pull = vendor.sync(streams=["contacts"])  # our own push comes back: no change
+        assert pull.status == "success"
+        again = vendor.sync(streams=["contacts_export"])
+        assert again.records_processed == 0  # nothing changed here since
+
+        with app_db.tenant(vendor.org_id) as session:
+            ann = session.scalars(select(Contact).where(Contact.email == "ann@example.test")).one()
+            ann.job_title = "CTO"
+            mapped = session.scalars(select(ExternalId).where(ExternalId.local_id == ann.id)).one()
+            assert mapped.external_id == vendor.sim.get_contact("ann@example.test")["hs_object_id"]
+        third = vendor.sync(streams=["contacts_export"])
+        assert third.records_processed == 1
+        assert vendor.sim.get_contact("ann@example.test")["jobtitle"] == "CTO"
+
+
+def test_workers_syncing_one_account_stay_under_its_rate_limit(app_db: Database) -> None:
+    sim = HubSpotSimulator(tier="free")
+    with hubspot(app_db, sim=sim, account_id="portal-62515") as first:
+        sim.add_contacts(1500)
+        runs = [sync.start_run(app_db, first.org_id, first.integration_id, full_refresh=True)]
+        for _ in range(3):
+            from connectors.integrations import add_integration
+
+            other = add_integration(
+                app_db,
+                first.org_id,
+                "hubspot",
+                {"private_app_token": "pat-na1-simulator"},
+                {"base_url": first.base_url, "account_id": "portal-62515"},
+            )
+            runs.append(sync.start_run(app_db, first.org_id, other.id, full_refresh=True))
+        finished = [wait_for_run(app_db, first.org_id, run, timeout=300) for run in runs]
+        assert {run.status for run in finished} == {"success"}
+        assert sim.max_requests_in_window() <= 100
+        assert not [r for r in sim.requests if r.status == 429]

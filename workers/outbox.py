@@ -1,0 +1,124 @@
+"""The transactional outbox: tasks are enqueued by writing a row in the same transaction as
+the change that needs them, published right after that transaction commits (a session
+event), and published again by the sweeper if the process died in between.  The broker is
+a transport; the database is the record.
+
+Task arguments are ids only (Flower and ``celery inspect`` show them).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import event, or_, select, update
+from sqlalchemy.orm import Session
+
+from models.base import utcnow
+from models.session import Database, PlugsSession
+from models.sync_state import OutboxMessage
+
+log = logging.getLogger(__name__)
+#: A row still unpublished this long after it was written is published by the sweeper.
+PUBLISH_GRACE = timedelta(seconds=20)
+SWEEP_BATCH = 500
+
+
+def enqueue(
+    session: PlugsSession, task_name: str, *args: str, available_at: datetime | None = None
+) -> OutboxMessage:
+    """Write a task into the outbox of the session's transaction.
+
+    ``available_at`` parks it until then (a long Retry-After); the sweeper publishes it.
+    """
+    message = OutboxMessage(task_name=task_name, args=list(args), available_at=available_at)
+    session.add(message)
+    session.info.setdefault(_PENDING, []).append(message)
+    return message
+
+
+_PENDING = "outbox_pending"
+
+
+def _publish_committed(session: Session) -> None:
+    messages = session.info.pop(_PENDING, [])
+    db, org = session.info.get("database"), session.info.get("organization_id")
+    if not messages or db is None or org is None:
+        return
+    try:
+        publish(db, org, messages)
+    except Exception:  # noqa: BLE001 - committed work is safe; the sweeper publishes it
+        log.warning(
+            "publishing %d outbox messages failed; the sweeper will", len(messages), exc_info=True
+        )
+
+
+def _forget_rolled_back(session: Session, _previous: object = None) -> None:
+    session.info.pop(_PENDING, None)
+
+
+event.listen(PlugsSession, "after_commit", _publish_committed)
+event.listen(PlugsSession, "after_soft_rollback", _forget_rolled_back)
+
+
+def publish(db: Database, organization_id: uuid.UUID, messages: Iterable[OutboxMessage]) -> int:
+    """Send committed outbox rows that are due now; returns how many were sent."""
+    due = [m for m in messages if m.available_at is None or m.available_at <= utcnow()]
+    if not due:
+        return 0
+    sent = _send(due)
+    with db.tenant(organization_id) as session:
+        _mark_published(session, sent)
+    return len(sent)
+
+
+def sweep(db: Database, *, grace: timedelta = PUBLISH_GRACE) -> int:
+    """Publish every outbox row that is due and was not published (any organization)."""
+    now = utcnow()
+    total = 0
+    while True:
+        with db.system("outbox sweeper: publish what was not published") as session:
+            rows = session.scalars(
+                select(OutboxMessage)
+                .where(
+                    OutboxMessage.published_at.is_(None),
+                    or_(
+                        OutboxMessage.available_at <= now,
+                        (OutboxMessage.available_at.is_(None))
+                        & (OutboxMessage.created_at <= now - grace),
+                    ),
+                )
+                .order_by(OutboxMessage.created_at)
+                .limit(SWEEP_BATCH)
+                .with_for_update(skip_locked=True)
+            ).all()
+            if not rows:
+                return total
+            _mark_published(session, _send(rows))
+            total += len(rows)
+            if len(rows) < SWEEP_BATCH:
+                return total
+
+
+def _send(messages: list[OutboxMessage]) -> list[uuid.UUID]:
+    from workers.app import app
+
+    sent = []
+    for message in messages:
+        app.send_task(message.task_name, args=list(message.args), task_id=str(message.id))
+        sent.append(message.id)
+    return sent
+
+
+def _mark_published(session: PlugsSession, ids: list[uuid.UUID]) -> None:
+    if ids:
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids))
+            .values(
+                published_at=utcnow(),
+                publish_attempts=OutboxMessage.publish_attempts + 1,
+            )
+        )

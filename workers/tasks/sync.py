@@ -1,0 +1,28 @@
+"""Sync tasks: one vendor page per task, ids only in the arguments."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict
+from typing import Any
+
+from connectors import sync
+from models.session import get_database
+from workers.app import app
+from workers.base_task import PlugsTask
+from workers.outbox import sweep
+
+
+@app.task(base=PlugsTask, name="sync.page", bind=True)
+def page(self: PlugsTask, organization_id: str, stream_run_id: str) -> dict[str, Any]:
+    """Fetch, store and account for the current page of one stream of a run."""
+    self.update_state(state="PROGRESS", meta={"stream_run": stream_run_id})
+    report = sync.run_page(get_database(), uuid.UUID(organization_id), uuid.UUID(stream_run_id))
+    return asdict(report)
+
+
+@app.task(base=PlugsTask, name="maintenance.sweep_outbox")
+def sweep_outbox() -> dict[str, int]:
+    """Publish outbox rows a crash left unpublished, and parked pages now due."""
+    db = get_database()
+    return {"published": sweep(db), "restarted": sync.restart_stalled(db)}
