@@ -35,6 +35,7 @@ from tenacity import (
 
 from connectors.errors import (
     AuthError,
+    ConnectorError,
     FatalError,
     RateLimitedError,
     RetryableError,
@@ -231,6 +232,10 @@ class VendorClient:
             return retrying(self._attempt, method, url, kwargs)
         except _Transient as failure:
             raise failure.final(self.max_attempts) from None
+        except ConnectorError as error:  # e.g. the shared limiter: no response came
+            if not hasattr(error, "status_code"):
+                _with_status(error, None)
+            raise
 
     def follow(self, url: str | httpx.URL, **kwargs: Any) -> httpx.Response:
         """GET a vendor-supplied URL (paging link, file URL) once :func:`check_url` allows it."""
@@ -265,10 +270,19 @@ class VendorClient:
             with slot:
                 return self._client.request(method, url, **kwargs)
         except httpx.UnsupportedProtocol as exc:
-            raise _with_status(FatalError(describe(exc.request, "unsupported URL")), None) from None
+            message = describe(self._request_of(exc, method, url), "unsupported URL")
+            raise _with_status(FatalError(message), None) from None
         except httpx.TransportError as exc:
-            message = describe(exc.request, type(exc).__name__)
+            message = describe(self._request_of(exc, method, url), type(exc).__name__)
             raise _Transient(message, server_wait=None, status=None) from None
+
+    def _request_of(
+        self, exc: httpx.TransportError, method: str, url: str | httpx.URL
+    ) -> httpx.Request:
+        try:
+            return exc.request
+        except RuntimeError:  # raised before httpx attached the request
+            return self._client.build_request(method, url)
 
     def _observe(self, response: httpx.Response) -> None:
         if self.throttle is not None:

@@ -28,13 +28,22 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Final, NamedTuple, Protocol
 
 import redis
+from redis.commands.core import Script
 
 from connectors.errors import RateLimitedError, RetryableError
 
 if TYPE_CHECKING:
     from workers.settings import Settings
 
-__all__ = ["Concurrency", "InProcessRateLimiter", "Limit", "RateLimiter", "RedisRateLimiter"]
+__all__ = [
+    "Concurrency",
+    "InProcessRateLimiter",
+    "Limit",
+    "PollingLimiter",
+    "RateLimiter",
+    "RedisRateLimiter",
+    "limiter_from_settings",
+]
 
 
 @dataclass(frozen=True)
@@ -316,7 +325,7 @@ class RedisRateLimiter(PollingLimiter):
         base = f"{self.prefix}:{{{key}}}"
         return f"{base}:log", f"{base}:leases", f"{base}:pause"
 
-    def _run(self, script: redis.commands.core.Script, keys: list[str], args: list) -> int:
+    def _run(self, script: Script, keys: list[str], args: list[str | int]) -> int:
         try:
             return int(script(keys=keys, args=args))
         except redis.RedisError as exc:
@@ -333,7 +342,7 @@ class RedisRateLimiter(PollingLimiter):
     def _try_lease(self, key: str, concurrency: Concurrency, token: str) -> Wait:
         _, leases, pause = self.keys_for(key)
         lease_us = round(concurrency.lease_seconds * 1_000_000)
-        args = [concurrency.max_in_flight, lease_us, token]
+        args: list[str | int] = [concurrency.max_in_flight, lease_us, token]
         waited = self._run(self._lease_script, [leases, pause], args)
         return Wait(abs(waited) / 1_000_000, exact=waited > 0)
 

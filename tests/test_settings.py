@@ -16,6 +16,15 @@ from workers.settings import Settings
 CANARY = "canary-s3cr3t-7f1e"
 
 
+@pytest.fixture(autouse=True)
+def no_plugs_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read settings from what they pass, not from this process's PLUGS_*."""
+    import os
+
+    for key in [k for k in os.environ if k.startswith("PLUGS_")]:
+        monkeypatch.delenv(key)
+
+
 def test_with_nothing_set_everything_is_local_files(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)
     assert settings.sqlalchemy_url() == f"sqlite:///{tmp_path / 'plugs.sqlite3'}"

@@ -6,7 +6,7 @@ instead of the clock, so a two-hour Retry-After costs nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -79,18 +79,24 @@ def waits() -> list[float]:
 
 
 @pytest.fixture
-def client_for(waits: list[float]) -> Callable[..., VendorClient]:
+def client_for(waits: list[float]) -> Iterator[Callable[..., VendorClient]]:
+    clients: list[VendorClient] = []
+
     def make(vendor: Vendor, **options: Any) -> VendorClient:
         options.setdefault("allow_private", False)
-        return VendorClient(
+        client = VendorClient(
             name="hubspot",
             base_url=HUBSPOT,
             transport=httpx.MockTransport(vendor),
             sleep=waits.append,
             **options,
         )
+        clients.append(client)
+        return client
 
-    return make
+    yield make
+    for client in clients:
+        client.close()
 
 
 # --- vendor waits ---------------------------------------------------------------------------
@@ -262,6 +268,15 @@ def test_a_401_raises_auth_error_without_the_token_or_the_query_string(client_fo
     assert vendor.requests[0].headers["Authorization"] == f"Bearer {CANARY}"
 
 
+def test_a_basic_auth_api_key_never_reaches_the_message(client_for):
+    body = {"title": "API Key Invalid", "detail": f"Your API key {CANARY} may be invalid."}
+    client = client_for(Vendor(reply(401, json=body)), auth=httpx.BasicAuth("anystring", CANARY))
+    with pytest.raises(AuthError) as caught:
+        client.request("GET", "/3.0/lists")
+    assert CANARY not in str(caught.value)
+    assert str(caught.value).startswith("GET /3.0/lists -> 401: API Key Invalid: Your API key")
+
+
 def test_a_403_raises_auth_error(client_for):
     with pytest.raises(AuthError):
         client_for(Vendor(reply(403))).request("GET", "/crm/v3/objects/contacts")
@@ -351,6 +366,7 @@ def test_the_shared_limit_is_taken_before_every_attempt(client_for):
         client.request("GET", "/crm/v3/objects/contacts")
     assert len(vendor.requests) == 2
     assert 59 < caught.value.retry_after <= 60.1
+    assert caught.value.status_code is None
 
 
 def test_a_429_pauses_every_holder_of_the_account_key(client_for):

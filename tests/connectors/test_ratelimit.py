@@ -197,12 +197,12 @@ def test_the_redis_limiter_admits_exactly_n_in_a_window(redis_limiter):
     assert 0.9 < caught.value.retry_after <= 1.05
 
 
-def test_a_vendors_remaining_zero_pauses_every_redis_holder(redis_client, prefix):
-    observer = RedisRateLimiter(redis_client, prefix=prefix)
-    other_worker = RedisRateLimiter(redis.Redis.from_url(_url_of(redis_client)), prefix=prefix)
-    observer.observe(KEY, remaining=0, reset_after=1.0)
-    started = time.monotonic()
-    other_worker.acquire(KEY, Limit(100, 10.0), max_wait=3.0)
+def test_a_vendors_remaining_zero_pauses_every_redis_holder(redis_url, redis_limiter, prefix):
+    with redis.Redis.from_url(redis_url) as other_connection:
+        other_worker = RedisRateLimiter(other_connection, prefix=prefix)
+        redis_limiter.observe(KEY, remaining=0, reset_after=1.0)
+        started = time.monotonic()
+        other_worker.acquire(KEY, Limit(100, 10.0), max_wait=3.0)
     assert 0.9 <= time.monotonic() - started < 1.5
 
 
@@ -226,9 +226,8 @@ def test_every_redis_key_the_limiter_writes_expires(redis_limiter, redis_client,
 
 def test_an_unreachable_redis_is_a_retryable_error():
     unreachable = redis.Redis(port=1, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
-    limiter = RedisRateLimiter(unreachable)
-    with pytest.raises(RetryableError, match="rate limiter is unavailable"):
-        limiter.acquire(KEY, Limit(1, 1.0), max_wait=0)
+    with unreachable, pytest.raises(RetryableError, match="rate limiter is unavailable"):
+        RedisRateLimiter(unreachable).acquire(KEY, Limit(1, 1.0), max_wait=0)
 
 
 # --- concurrency -----------------------------------------------------------------------------
@@ -309,8 +308,3 @@ def test_the_limiter_is_shared_redis_when_configured_else_in_process(redis_url):
     embedded = limiter_from_settings(Settings(redis_url=None))
     assert isinstance(embedded, InProcessRateLimiter)
     assert limiter_from_settings(Settings(redis_url=None)) is embedded
-
-
-def _url_of(client: redis.Redis) -> str:
-    kwargs = client.connection_pool.connection_kwargs
-    return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs['db']}"
