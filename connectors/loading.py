@@ -6,6 +6,9 @@ of the task that needs them.
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
+
 from connectors.base import Connector
 from connectors.credentials import decrypt_credentials
 from connectors.http import Throttle, VendorClient
@@ -24,8 +27,37 @@ def open_connector(integration: Integration) -> Connector:
     return connector_class(integration)(integration, decrypt_credentials(integration))
 
 
+#: Clients kept per process, so a worker reuses its connections across page tasks.
+_CLIENTS: OrderedDict[tuple[str, ...], VendorClient] = OrderedDict()
+_KEEP = 32
+
+
+def client_for(connector: Connector) -> VendorClient:
+    """This process's client for the connector's account and current credentials.
+
+    Kept open across tasks (one connection pool per account, not one per page); a change
+    of credentials (rotation, OAuth refresh) or settings gives a new client.
+    """
+    integration = connector.integration
+    key = (
+        str(integration.id),
+        connector.base_url,
+        json.dumps(integration.credentials, sort_keys=True),
+        json.dumps(integration.settings, sort_keys=True, default=str),
+    )
+    client = _CLIENTS.get(key)
+    if client is not None:
+        _CLIENTS.move_to_end(key)
+        return client
+    client = open_client(connector)
+    _CLIENTS[key] = client
+    while len(_CLIENTS) > _KEEP:
+        _CLIENTS.popitem(last=False)[1].close()
+    return client
+
+
 def open_client(connector: Connector) -> VendorClient:
-    """A client for the connector's vendor account: its base URL, auth, shared rate limit."""
+    """A new client for the connector's vendor account: base URL, auth, shared rate limit."""
     settings = get_settings()
     throttle = None
     if connector.rate_limit is not None:

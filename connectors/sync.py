@@ -15,7 +15,9 @@ a worker or a countdown.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -31,12 +33,15 @@ from models.base import utcnow
 from models.errors import NotFoundError, PlugsError
 from models.integrations import Integration, IntegrationLog
 from models.session import ROW_LOCK, Database, PlugsSession
-from models.sync_state import OutboxMessage, SyncCursor, SyncPageOutcome, SyncStreamRun
+from models.sync_state import SyncCursor, SyncPageOutcome, SyncStreamRun
 from workers import outbox
 from workers.settings import get_settings
 
 log = logging.getLogger(__name__)
 PAGE_TASK = "sync.page"
+#: A page task runs up to this many pages (each its own transaction) before handing over.
+PAGES_PER_TASK = 10
+SECONDS_PER_TASK = 20.0
 
 
 @dataclass(frozen=True)
@@ -164,26 +169,61 @@ def _saved_state(session: PlugsSession, integration_id: uuid.UUID, stream: str) 
     return dict(cursor.state) if cursor else {}
 
 
-def run_page(db: Database, org_id: uuid.UUID, stream_run_id: uuid.UUID) -> PageReport:
-    """Fetch, store and account for the current page of one stream; see the module docstring."""
+def run_pages(
+    db: Database,
+    org_id: uuid.UUID,
+    stream_run_id: uuid.UUID,
+    *,
+    max_pages: int = PAGES_PER_TASK,
+    budget: float = SECONDS_PER_TASK,
+    progress: Callable[[PageReport], None] | None = None,
+) -> PageReport:
+    """Run a stream's pages, one transaction each, for up to ``max_pages`` or ``budget``
+    seconds; the last one enqueues the next task.  Each page is claimed, stored and
+    accounted on its own, so a crash between pages loses nothing (the stall sweeper
+    enqueues the page again)."""
+    started = time.monotonic()
+    total = PageReport("?", "page")
+    for number in range(1, max_pages + 1):
+        last = number == max_pages or time.monotonic() - started > budget
+        report = run_page(db, org_id, stream_run_id, chain=last)
+        total = PageReport(
+            report.stream,
+            report.state,
+            total.succeeded + report.succeeded,
+            total.failed + report.failed,
+        )
+        if progress is not None:
+            progress(total)
+        if report.state != "page" or last:
+            return total
+    return total
+
+
+def run_page(
+    db: Database, org_id: uuid.UUID, stream_run_id: uuid.UUID, *, chain: bool = True
+) -> PageReport:
+    """Fetch, store and account for the current page of one stream; see the module docstring.
+
+    With ``chain`` the next page's task is enqueued (outbox) in the page's transaction.
+    """
     claimed = _claim(db, org_id, stream_run_id)
     if isinstance(claimed, PageReport):
         return claimed
     stream_run, integration, cursor = claimed
-    connector = loading.open_connector(integration)
-    if stream_run.direction == "push":
-        return _export_page(db, org_id, stream_run, connector, cursor)
-    stream = connector.stream(stream_run.stream)
     try:
-        with loading.open_client(connector) as client:
-            page = _fetch(client, stream, cursor, stream_run.start_state)
+        connector = loading.open_connector(integration)
+        if stream_run.direction == "push":
+            return _export_page(db, org_id, stream_run, connector, cursor, chain)
+        stream = connector.stream(stream_run.stream)
+        page = _fetch(loading.client_for(connector), stream, cursor, stream_run.start_state)
     except RateLimitedError as exc:
         return _park(db, org_id, stream_run, exc)
     except AuthError as exc:
         return _fail_stream(db, org_id, stream_run_id, f"authentication failed: {exc}", auth=True)
     except FatalError as exc:
         return _fail_stream(db, org_id, stream_run_id, str(exc))
-    return _store(db, org_id, stream_run_id, cursor, stream, page)
+    return _store(db, org_id, stream_run_id, cursor, stream, page, chain)
 
 
 def _fetch(client: Any, stream: Stream, cursor: dict | None, state: dict) -> Page:
@@ -232,6 +272,7 @@ def _store(
     cursor: dict | None,
     stream: Stream,
     page: Page,
+    chain: bool,
 ) -> PageReport:
     with db.tenant(org_id) as session:
         stream_run = session.get(SyncStreamRun, stream_run_id, with_for_update=ROW_LOCK)
@@ -242,8 +283,8 @@ def _store(
         ):
             return PageReport(stream.name, "duplicate")
         outcome = apply_page(session, stream_run.integration_id, stream, page.records)
-        message = _record_page(session, org_id, stream_run, outcome, page.key, page.next_cursor)
-    state = "page" if message is not None else "done"
+        more = _record_page(session, org_id, stream_run, outcome, page.key, page.next_cursor, chain)
+    state = "page" if more else "done"
     return PageReport(stream.name, state, outcome.succeeded, len(outcome.failures))
 
 
@@ -253,6 +294,7 @@ def _export_page(
     stream_run: SyncStreamRun,
     connector: Connector,
     cursor: dict | None,
+    chain: bool,
 ) -> PageReport:
     """Push one batch of rows changed here; same accounting as a pulled page."""
     stream = connector.export_stream(stream_run.stream)
@@ -261,8 +303,7 @@ def _export_page(
             session, stream_run.integration_id, stream, (cursor or {}).get("after")
         )
     try:
-        with loading.open_client(connector) as client:
-            results, read_back = export.push(connector, client, stream, batch)
+        results, read_back = export.push(connector, loading.client_for(connector), stream, batch)
     except RateLimitedError as exc:
         return _park(db, org_id, stream_run, exc)
     except AuthError as exc:
@@ -275,16 +316,17 @@ def _export_page(
             return PageReport(stream.name, "duplicate")
         outcome = export.record_push(session, connector, stream, results, read_back)
         next_cursor = None if batch.finished else {"after": batch.last_scanned}
-        message = _record_page(
+        more = _record_page(
             session,
             org_id,
             row,
             outcome,
             f"export:{(cursor or {}).get('after') or ''}",
             next_cursor,
+            chain,
         )
     return PageReport(
-        stream.name, "page" if message else "done", outcome.succeeded, len(outcome.failures)
+        stream.name, "page" if more else "done", outcome.succeeded, len(outcome.failures)
     )
 
 
@@ -295,8 +337,10 @@ def _record_page(
     outcome: PageOutcome,
     key: str,
     next_cursor: dict | None,
-) -> OutboxMessage | None:
-    """Store a page's outcome, move the cursor, enqueue the next page or finish the stream."""
+    chain: bool = True,
+) -> bool:
+    """Store a page's outcome, move the cursor, and either enqueue the next page (``chain``;
+    otherwise the caller runs it) or finish the stream.  True when there is a next page."""
     session.add(
         SyncPageOutcome(
             run_id=stream_run.run_id,
@@ -314,9 +358,11 @@ def _record_page(
     stream_run.resume_at = None
     stream_run.page_cursor = next_cursor
     if next_cursor is not None:
-        return outbox.enqueue(session, PAGE_TASK, str(org_id), str(stream_run.id))
+        if chain:
+            outbox.enqueue(session, PAGE_TASK, str(org_id), str(stream_run.id))
+        return True
     _finish_stream(session, stream_run)
-    return None
+    return False
 
 
 def _park(

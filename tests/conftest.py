@@ -186,13 +186,41 @@ def plugs(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def platform_env(pg_database: dict[str, str], redis_url: str) -> Iterator[dict[str, str]]:
+def thirdparty_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder where pip installed tests/thirdparty_connector, a connector of someone else's
+    registered only through its `plugs.connectors` entry point (on the workers' path)."""
+    target = tmp_path_factory.mktemp("thirdparty-site")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(ROOT / "tests" / "thirdparty_connector"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return target
+
+
+@pytest.fixture(scope="session")
+def platform_env(
+    pg_database: dict[str, str], redis_url: str, thirdparty_site: Path
+) -> Iterator[dict[str, str]]:
     """PLUGS_* settings for this test process and the workers it starts: the app role on
     this run's database, this run's Redis db as broker, result backend and rate-limit store,
-    a fresh credential key, and permission to call the local vendor simulators."""
+    a fresh credential key, and permission to call the local vendor simulators.  Workers
+    also get the third-party connector's site folder on their path."""
     from connectors.credentials import new_key_entry
 
     env = {
+        "PYTHONPATH": str(thirdparty_site),
         "PLUGS_DATABASE_URL": pg_database["app_url"],
         "PLUGS_MIGRATION_DATABASE_URL": pg_database["owner_url"],
         "PLUGS_BROKER_URL": redis_url,

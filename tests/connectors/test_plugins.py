@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,6 @@ from models.accounts import create_organization
 from models.session import Database
 from tests import services
 from tests.connectors.harness import wait_for_run
-from tests.conftest import ROOT
 
 PEOPLE = [{"ref": i, "given": f"Person {i}", "mail": f"p{i}@acme.example"} for i in range(5)]
 
@@ -34,29 +32,12 @@ def acme_api(request: httpx.Request) -> httpx.Response:
 
 
 @pytest.fixture(scope="module")
-def acme_installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """pip-install the throwaway package into a folder of its own and put it on the path."""
-    target = tmp_path_factory.mktemp("site")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(ROOT / "tests" / "thirdparty_connector"),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    sys.path.insert(0, str(target))
+def acme_installed(thirdparty_site: Path) -> Iterator[Path]:
+    """The third-party package on this process's path too."""
+    sys.path.insert(0, str(thirdparty_site))
     registry.refresh()
-    yield target
-    sys.path.remove(str(target))
+    yield thirdparty_site
+    sys.path.remove(str(thirdparty_site))
     registry.refresh()
 
 
@@ -73,9 +54,7 @@ def test_an_installed_third_party_connector_is_found(acme_installed: Path) -> No
 def test_a_third_party_connector_syncs_through_a_real_worker(
     acme_installed: Path, platform_env: dict[str, str], app_db: Database, tmp_path: Path
 ) -> None:
-    worker = services.start_worker(
-        platform_env, tmp_path, concurrency=1, extra={"PYTHONPATH": str(acme_installed)}
-    )
+    worker = services.start_worker(platform_env, tmp_path, concurrency=1)
     try:
         with serve(acme_api) as server:
             org = create_organization(app_db, "Acme customer")

@@ -12,28 +12,29 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from connectors import loading, sync
+from connectors import loading
 from connectors.errors import AuthError
 from connectors.hubspot.simulator import HubSpotSimulator
 from models import AuditLog, Integration, IntegrationLog
 from models.session import Database
 from tests import services
-from tests.connectors.harness import hubspot, wait_for_run
+from tests.connectors.harness import hubspot
 
 
 def _redis_dump(url: str) -> str:
+    """Every key and value of the run's Redis db: broker queues, unacked messages, results."""
     client = redis.Redis.from_url(url)
+    readers = {
+        "string": client.get,
+        "list": lambda key: client.lrange(key, 0, -1),
+        "hash": client.hgetall,
+        "set": client.smembers,
+        "zset": lambda key: client.zrange(key, 0, -1),
+    }
     parts = []
     for key in client.scan_iter():
-        kind = client.type(key).decode()
-        value = {
-            "string": lambda: client.get(key),
-            "list": lambda: client.lrange(key, 0, -1),
-            "hash": lambda: client.hgetall(key),
-            "set": lambda: client.smembers(key),
-            "zset": lambda: client.zrange(key, 0, -1),
-        }.get(kind, lambda: b"")()
-        parts.append(f"{key!r}={value!r}")
+        reader = readers.get(client.type(key).decode())
+        parts.append(f"{key!r}={reader(key) if reader else b''!r}")
     client.close()
     return "\n".join(parts)
 

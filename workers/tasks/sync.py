@@ -15,9 +15,18 @@ from workers.outbox import sweep
 
 @app.task(base=PlugsTask, name="sync.page", bind=True)
 def page(self: PlugsTask, organization_id: str, stream_run_id: str) -> dict[str, Any]:
-    """Fetch, store and account for the current page of one stream of a run."""
-    self.update_state(state="PROGRESS", meta={"stream_run": stream_run_id})
-    report = sync.run_page(get_database(), uuid.UUID(organization_id), uuid.UUID(stream_run_id))
+    """Fetch, store and account for the next pages of one stream of a run.
+
+    Flower shows the records done and failed so far as the task's PROGRESS state.
+    """
+
+    def progress(report: sync.PageReport) -> None:
+        self.update_state(state="PROGRESS", meta={"stream_run": stream_run_id, **asdict(report)})
+
+    db = get_database()
+    report = sync.run_pages(
+        db, uuid.UUID(organization_id), uuid.UUID(stream_run_id), progress=progress
+    )
     return asdict(report)
 
 
