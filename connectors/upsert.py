@@ -18,13 +18,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import inspect, select
+from sqlalchemy import insert, inspect, select
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from connectors.base import JSONDict, MappedRecord, Stream
 from connectors.errors import SkippableRecordError
-from models.audit_trail import jsonable
-from models.base import Base
+from models import tenancy
+from models.audit_trail import jsonable, record_inserts
+from models.base import Base, utcnow
 from models.session import PlugsSession
 from models.sync_state import ExternalId
 
@@ -80,17 +81,17 @@ def map_records(
 def apply_page(
     session: PlugsSession, integration_id: uuid.UUID, stream: Stream, records: list[JSONDict]
 ) -> PageOutcome:
-    """Map and upsert ``records`` into ``stream.entity``; see the module docstring."""
+    """Map and upsert ``records`` into ``stream.entity``; see the module docstring.
+
+    New rows are inserted in bulk (with their audit rows and external ids), changed rows
+    are updated through the ORM, unchanged rows are not touched.
+    """
     outcome = PageOutcome()
     mapped = map_records(stream, records, outcome)
     mapping_failures = len(outcome.failures)
-    ids = _existing_ids(
-        session, integration_id, stream.entity_type, [m.external_id for m in mapped]
-    )
     savepoint = session.begin_nested()
     try:
-        for item in mapped:
-            _upsert_one(session, integration_id, stream, item, ids, outcome)
+        _apply_in_bulk(session, integration_id, stream, mapped, outcome)
         session.flush()
         savepoint.commit()
         return outcome
@@ -98,6 +99,120 @@ def apply_page(
         savepoint.rollback()
     del outcome.failures[mapping_failures:]
     return _apply_one_by_one(session, integration_id, stream, mapped, outcome)
+
+
+def _apply_in_bulk(
+    session: PlugsSession,
+    integration_id: uuid.UUID,
+    stream: Stream,
+    mapped: list[MappedRecord],
+    outcome: PageOutcome,
+) -> None:
+    ids = _existing_ids(
+        session, integration_id, stream.entity_type, [m.external_id for m in mapped]
+    )
+    references = _resolve_references(session, integration_id, mapped)
+    org_id = tenancy.organization_of(session)
+    new_rows: list[dict[str, Any]] = []
+    new_links: list[dict[str, Any]] = []
+    for item in mapped:
+        values = _with_references(item, references, outcome)
+        if values is None:
+            continue
+        digest = content_hash(values, item.deleted)
+        known = ids.get(item.external_id)
+        outcome.succeeded += 1
+        if known is not None and known.content_hash == digest:
+            continue
+        outcome.written += 1
+        if known is not None:
+            _update(session, stream.entity, known, values, item.deleted, digest)
+            continue
+        row = {"id": uuid.uuid4(), "organization_id": org_id, **values}
+        if item.deleted:
+            row.update(is_deleted=True, deleted_at=utcnow())
+        new_rows.append(row)
+        new_links.append(
+            {
+                "id": uuid.uuid4(),
+                "organization_id": org_id,
+                "integration_id": integration_id,
+                "entity_type": stream.entity_type,
+                "external_id": item.external_id,
+                "local_id": row["id"],
+                "content_hash": digest,
+            }
+        )
+    _insert(session, stream.entity, new_rows, new_links)
+
+
+def _insert(
+    session: PlugsSession,
+    entity: type[Base],
+    rows: list[dict[str, Any]],
+    links: list[dict[str, Any]],
+) -> None:
+    if not rows:
+        return
+    for shape in _same_keys(rows):
+        session.execute(insert(entity), shape)
+    record_inserts(session, entity, rows)
+    session.execute(insert(ExternalId), links)
+
+
+def _same_keys(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Rows grouped by their set of keys (an executemany takes one shape)."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(row)), []).append(row)
+    return list(groups.values())
+
+
+def _update(
+    session: PlugsSession,
+    entity: type[Base],
+    known: ExternalId,
+    values: dict[str, Any],
+    deleted: bool,
+    digest: str,
+) -> None:
+    row = _load(session, entity, known.local_id)
+    if row is None:  # our row was hard-deleted: create it again
+        row = entity(id=known.local_id, **values)
+        session.add(row)
+    else:
+        _assign(row, values)
+    _set_deleted(row, deleted)
+    known.content_hash = digest
+
+
+def _resolve_references(
+    session: PlugsSession, integration_id: uuid.UUID, mapped: list[MappedRecord]
+) -> dict[tuple[str, str], uuid.UUID]:
+    """Local ids of every row the page's records point at, one query per entity type."""
+    wanted: dict[str, set[str]] = {}
+    for item in mapped:
+        for entity_type, external_id in item.references.values():
+            wanted.setdefault(entity_type, set()).add(external_id)
+    found: dict[tuple[str, str], uuid.UUID] = {}
+    for entity_type, external_ids in wanted.items():
+        for external_id, link in _existing_ids(
+            session, integration_id, entity_type, sorted(external_ids)
+        ).items():
+            found[(entity_type, external_id)] = link.local_id
+    return found
+
+
+def _with_references(
+    item: MappedRecord, found: dict[tuple[str, str], uuid.UUID], outcome: PageOutcome
+) -> dict[str, Any] | None:
+    values = dict(item.values)
+    for column, target in item.references.items():
+        if target not in found:
+            outcome.fail(item.external_id, f"{target[0]} {target[1]} is not synced (yet)")
+            return None
+        values[column] = found[target]
+    return values
 
 
 def _apply_one_by_one(
@@ -150,37 +265,8 @@ def _upsert_one(
     ids: dict[str, ExternalId],
     outcome: PageOutcome,
 ) -> None:
-    values = dict(item.values)
-    for column, (entity_type, external_id) in item.references.items():
-        target = _existing_ids(session, integration_id, entity_type, [external_id]).get(external_id)
-        if target is None:
-            outcome.fail(item.external_id, f"{entity_type} {external_id} is not synced (yet)")
-            return
-        values[column] = target.local_id
-    digest = content_hash(values, item.deleted)
-    known = ids.get(item.external_id)
-    outcome.succeeded += 1
-    if known is not None and known.content_hash == digest:
-        return
-    row = _load(session, stream.entity, known.local_id) if known else None
-    if row is None:
-        row = stream.entity(id=uuid.uuid4(), **values)
-        session.add(row)
-    else:
-        _assign(row, values)
-    _set_deleted(row, item.deleted)
-    if known is None:
-        known = ExternalId(
-            integration_id=integration_id,
-            entity_type=stream.entity_type,
-            external_id=item.external_id,
-            local_id=row.id,
-        )
-        session.add(known)
-        ids[item.external_id] = known
-    known.local_id = row.id
-    known.content_hash = digest
-    outcome.written += 1
+    """One record through the ORM (the fallback that isolates a record the database refuses)."""
+    _apply_in_bulk(session, integration_id, stream, [item], outcome)
 
 
 def _load(session: PlugsSession, entity: type[Base], local_id: uuid.UUID) -> Base | None:

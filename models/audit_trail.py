@@ -26,6 +26,8 @@ _NOT_AUDITED = frozenset({"updated_at"})
 
 def jsonable(value: Any) -> Any:
     """``value`` as something JSON can hold (uuids, times and decimals as strings)."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
     if isinstance(value, uuid.UUID | Decimal):
         return str(value)
     if isinstance(value, datetime | date):
@@ -48,7 +50,9 @@ def _shown(obj: Base, column: str, value: Any) -> Any:
 
 
 def _snapshot(obj: Base) -> dict[str, Any]:
-    return {col: _shown(obj, col, getattr(obj, key)) for key, col in _columns(obj)}
+    """Every column that holds a value (a created or hard-deleted row)."""
+    values = ((col, getattr(obj, key)) for key, col in _columns(obj))
+    return {col: _shown(obj, col, value) for col, value in values if value is not None}
 
 
 def _changes(obj: Base) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -111,6 +115,39 @@ def _write_audit_rows(session: Session, _flush_context: Any) -> None:
             rows.append(_row(obj, "delete", _snapshot(obj), None, actor))
     if rows:
         session.connection().execute(insert(AuditLog.__table__), rows)
+
+
+def record_inserts(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
+    """Audit rows for rows inserted in bulk (``insert(model)`` with attribute-keyed dicts),
+    which the flush listener does not see."""
+    if not getattr(model, "__audited__", False) or not rows:
+        return
+    columns = {attr.key: attr.columns[0].name for attr in inspect(model).column_attrs}
+    redacted = getattr(model, "__audit_redacted__", ())
+    actor = session.info.get("user_id")
+    now = utcnow()
+    session.execute(
+        insert(AuditLog.__table__),
+        [
+            {
+                "id": uuid.uuid4(),
+                "organization_id": row["organization_id"],
+                "user_id": actor,
+                "table_name": model.__tablename__,
+                "record_id": row["id"],
+                "action": "create",
+                "old_values": None,
+                "new_values": {
+                    columns[key]: REDACTED if columns[key] in redacted else jsonable(value)
+                    for key, value in row.items()
+                    if value is not None
+                },
+                "metadata": {},
+                "created_at": now,
+            }
+            for row in rows
+        ],
+    )
 
 
 def install(session_class: type[Session]) -> None:

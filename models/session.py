@@ -51,7 +51,15 @@ def engine_options(url: URL) -> dict[str, Any]:
     """Pool settings per database: pre-ping and a full reset on return for PostgreSQL."""
     if url.get_backend_name() == "sqlite":
         return {"connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10, "pool_reset_on_return": None}
+    return {
+        "pool_pre_ping": True,
+        "pool_size": 5,
+        "max_overflow": 10,
+        "pool_reset_on_return": None,
+        # Plain executemany: psycopg pipelines it and caches the statement, where one huge
+        # multi-VALUES statement per batch spends its time re-parsing the SQL in Python.
+        "use_insertmanyvalues": False,
+    }
 
 
 def _configure_sqlite(engine: Engine) -> None:
