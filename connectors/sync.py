@@ -169,6 +169,16 @@ def _saved_state(session: PlugsSession, integration_id: uuid.UUID, stream: str) 
     return dict(cursor.state) if cursor else {}
 
 
+@dataclass
+class _Claimed:
+    """A stream run being worked on: its row (detached), integration, connector, cursor."""
+
+    stream_run: SyncStreamRun
+    integration: Integration
+    cursor: dict | None
+    connector: Connector | None = None
+
+
 def run_pages(
     db: Database,
     org_id: uuid.UUID,
@@ -179,14 +189,15 @@ def run_pages(
     progress: Callable[[PageReport], None] | None = None,
 ) -> PageReport:
     """Run a stream's pages, one transaction each, for up to ``max_pages`` or ``budget``
-    seconds; the last one enqueues the next task.  Each page is claimed, stored and
-    accounted on its own, so a crash between pages loses nothing (the stall sweeper
-    enqueues the page again)."""
+    seconds; the last one enqueues the next task.  The delivery is counted once, when the
+    task claims its first page; every page is stored and accounted on its own, so a crash
+    between pages loses nothing (the stall sweeper enqueues the page again)."""
     started = time.monotonic()
     total = PageReport("?", "page")
+    claimed: _Claimed | None = None
     for number in range(1, max_pages + 1):
         last = number == max_pages or time.monotonic() - started > budget
-        report = run_page(db, org_id, stream_run_id, chain=last)
+        report, claimed = _run_page(db, org_id, stream_run_id, chain=last, claimed=claimed)
         total = PageReport(
             report.stream,
             report.state,
@@ -195,7 +206,7 @@ def run_pages(
         )
         if progress is not None:
             progress(total)
-        if report.state != "page" or last:
+        if report.state != "page" or last or claimed is None:
             return total
     return total
 
@@ -207,23 +218,43 @@ def run_page(
 
     With ``chain`` the next page's task is enqueued (outbox) in the page's transaction.
     """
-    claimed = _claim(db, org_id, stream_run_id)
-    if isinstance(claimed, PageReport):
-        return claimed
-    stream_run, integration, cursor = claimed
+    return _run_page(db, org_id, stream_run_id, chain=chain)[0]
+
+
+def _run_page(
+    db: Database,
+    org_id: uuid.UUID,
+    stream_run_id: uuid.UUID,
+    *,
+    chain: bool,
+    claimed: _Claimed | None = None,
+) -> tuple[PageReport, _Claimed | None]:
+    """One page; returns what to continue with when the caller runs the next page itself."""
+    if claimed is None:
+        found = _claim(db, org_id, stream_run_id)
+        if isinstance(found, PageReport):
+            return found, None
+        claimed = found
+    stream_run, cursor = claimed.stream_run, claimed.cursor
     try:
-        connector = loading.open_connector(integration)
+        claimed.connector = claimed.connector or loading.open_connector(claimed.integration)
+        connector = claimed.connector
         if stream_run.direction == "push":
-            return _export_page(db, org_id, stream_run, connector, cursor, chain)
+            return _export_page(db, org_id, stream_run, connector, cursor, chain), None
         stream = connector.stream(stream_run.stream)
         page = _fetch(loading.client_for(connector), stream, cursor, stream_run.start_state)
     except RateLimitedError as exc:
-        return _park(db, org_id, stream_run, exc)
+        return _park(db, org_id, stream_run, exc), None
     except AuthError as exc:
-        return _fail_stream(db, org_id, stream_run_id, f"authentication failed: {exc}", auth=True)
+        reason = f"authentication failed: {exc}"
+        return _fail_stream(db, org_id, stream_run_id, reason, auth=True), None
     except FatalError as exc:
-        return _fail_stream(db, org_id, stream_run_id, str(exc))
-    return _store(db, org_id, stream_run_id, cursor, stream, page, chain)
+        return _fail_stream(db, org_id, stream_run_id, str(exc)), None
+    report = _store(db, org_id, stream_run_id, cursor, stream, page, chain)
+    if report.state != "page" or chain:
+        return report, None
+    claimed.cursor = page.next_cursor
+    return report, claimed
 
 
 def _fetch(client: Any, stream: Stream, cursor: dict | None, state: dict) -> Page:
@@ -239,9 +270,7 @@ def _fetch(client: Any, stream: Stream, cursor: dict | None, state: dict) -> Pag
     return stream.paginator.fetch(client, stream, cursor, state)
 
 
-def _claim(
-    db: Database, org_id: uuid.UUID, stream_run_id: uuid.UUID
-) -> PageReport | tuple[SyncStreamRun, Integration, dict | None]:
+def _claim(db: Database, org_id: uuid.UUID, stream_run_id: uuid.UUID) -> PageReport | _Claimed:
     """Count this delivery; refuse finished streams and pages delivered too often."""
     cap = get_settings().max_redeliveries
     with db.tenant(org_id) as session:
@@ -262,7 +291,7 @@ def _claim(
         session.expunge(integration)
         cursor = dict(stream_run.page_cursor) if stream_run.page_cursor is not None else None
         session.expunge(stream_run)
-        return stream_run, integration, cursor
+        return _Claimed(stream_run, integration, cursor)
 
 
 def _store(

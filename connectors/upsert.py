@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, inspect, select
+from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from connectors.base import JSONDict, MappedRecord, Stream
@@ -26,6 +26,7 @@ from connectors.errors import SkippableRecordError
 from models import tenancy
 from models.audit_trail import jsonable, record_inserts
 from models.base import Base, utcnow
+from models.bulk import bulk_insert
 from models.session import PlugsSession
 from models.sync_state import ExternalId
 
@@ -154,18 +155,15 @@ def _insert(
 ) -> None:
     if not rows:
         return
-    for shape in _same_keys(rows):
-        session.execute(insert(entity), shape)
+    names = _column_names(entity)
+    bulk_insert(session, entity.__table__, [{names[k]: v for k, v in row.items()} for row in rows])
     record_inserts(session, entity, rows)
-    session.execute(insert(ExternalId), links)
+    bulk_insert(session, ExternalId.__table__, links)
 
 
-def _same_keys(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Rows grouped by their set of keys (an executemany takes one shape)."""
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault(tuple(sorted(row)), []).append(row)
-    return list(groups.values())
+def _column_names(entity: type[Base]) -> dict[str, str]:
+    """Attribute name -> column name (``metadata_`` -> ``metadata``)."""
+    return {attr.key: attr.columns[0].name for attr in inspect(entity).column_attrs}
 
 
 def _update(

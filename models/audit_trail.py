@@ -126,8 +126,11 @@ def record_inserts(session: Session, model: type[Base], rows: list[dict[str, Any
     redacted = getattr(model, "__audit_redacted__", ())
     actor = session.info.get("user_id")
     now = utcnow()
-    session.execute(
-        insert(AuditLog.__table__),
+    from models.bulk import bulk_insert
+
+    bulk_insert(
+        session,
+        AuditLog.__table__,
         [
             {
                 "id": uuid.uuid4(),

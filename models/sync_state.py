@@ -40,7 +40,8 @@ class ExternalId(OrgScoped, Timestamps, Base):
     def __table_extras__(cls) -> tuple[Any, ...]:
         return (
             UniqueConstraint("integration_id", "entity_type", "external_id"),
-            UniqueConstraint("integration_id", "entity_type", "local_id"),
+            # local_id first: lookups by external id must not be planned on this index.
+            UniqueConstraint("local_id", "integration_id", "entity_type"),
         )
 
     integration_id: Mapped[uuid.UUID]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import secrets
-from pathlib import Path
 
 import pytest
 import redis
@@ -40,27 +39,23 @@ def _redis_dump(url: str) -> str:
 
 
 def test_a_canary_token_never_leaks(
-    platform_env: dict[str, str], app_db: Database, tmp_path: Path
+    platform_env: dict[str, str], app_db: Database, sync_worker: services.WorkerProcess
 ) -> None:
     canary = f"pat-na1-canary-{secrets.token_hex(8)}"
-    worker = services.start_worker(platform_env, tmp_path, concurrency=1)
-    try:
-        sim = HubSpotSimulator(private_app_token=canary)
-        with hubspot(app_db, sim=sim, token=canary) as good:
-            sim.add_contacts(30)
-            assert good.sync(full_refresh=True).status == "success"
-        with hubspot(app_db, token=f"{canary}-revoked") as bad:
-            run = bad.sync(streams=["contacts"])
-            assert run.status == "failed"
-            with app_db.tenant(bad.org_id) as session:
-                integration = session.get(Integration, bad.integration_id)
-            with pytest.raises(AuthError) as error:
-                with loading.open_client(loading.open_connector(integration)) as client:
-                    client.request("GET", "/crm/v3/objects/contacts")
-    finally:
-        worker.stop()
+    sim = HubSpotSimulator(private_app_token=canary)
+    with hubspot(app_db, sim=sim, token=canary) as good:
+        sim.add_contacts(30)
+        assert good.sync(full_refresh=True).status == "success"
+    with hubspot(app_db, token=f"{canary}-revoked") as bad:
+        run = bad.sync(streams=["contacts"])
+        assert run.status == "failed"
+        with app_db.tenant(bad.org_id) as session:
+            integration = session.get(Integration, bad.integration_id)
+        with pytest.raises(AuthError) as error:
+            with loading.open_client(loading.open_connector(integration)) as client:
+                client.request("GET", "/crm/v3/objects/contacts")
     places = {
-        "worker log": worker.output(),
+        "worker log": sync_worker.output(),
         "exception": f"{error.value!s} {error.value!r}",
         "broker and results": _redis_dump(platform_env["PLUGS_BROKER_URL"]),
     }

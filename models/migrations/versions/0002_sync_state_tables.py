@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-26 12:28:41.198848
+Create Date: 2026-11-26 12:58:00.392558
 
 """
 
@@ -94,10 +94,10 @@ def upgrade() -> None:
             name=op.f("uq_external_ids_integration_id_entity_type_external_id"),
         ),
         sa.UniqueConstraint(
+            "local_id",
             "integration_id",
             "entity_type",
-            "local_id",
-            name=op.f("uq_external_ids_integration_id_entity_type_local_id"),
+            name=op.f("uq_external_ids_local_id_integration_id_entity_type"),
         ),
         sa.UniqueConstraint(
             "organization_id", "id", name=op.f("uq_external_ids_organization_id_id")
