@@ -148,6 +148,28 @@ class ExportStream:
     batch_size: int = 100
 
 
+@dataclass(frozen=True)
+class WebhookRequest:
+    """A webhook delivery exactly as received: verify signatures on these raw bytes."""
+
+    method: str
+    url: str  # the full URL as requested (scheme, host, path, query)
+    headers: Mapping[str, str]  # names lower-cased
+    body: bytes
+    received_at: float  # epoch seconds
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """One event of a delivery: ``event_id`` is the vendor's id for it (deduplication key)."""
+
+    event_id: str
+    kind: str
+    object_id: str | None
+    occurred_at: float | None
+    payload: JSONDict
+
+
 class Connector:
     """Base class of every connector; subclasses only declare.
 
@@ -195,6 +217,18 @@ class Connector:
             if stream.name == name:
                 return stream
         raise ConfigError(f"{self.provider} has no export stream {name!r}")
+
+    def verify_webhook(self, request: WebhookRequest) -> None:
+        """Check the delivery's signature (and timestamp) with this integration's secret.
+
+        Raise :class:`~connectors.errors.AuthError` when it does not verify; the default
+        refuses every delivery (a connector without webhooks).
+        """
+        raise ConfigError(f"{self.provider} does not receive webhooks")
+
+    def parse_webhook(self, request: WebhookRequest) -> list[WebhookEvent]:
+        """The events of a verified delivery; raise ``ValueError`` for a malformed body."""
+        raise ConfigError(f"{self.provider} does not receive webhooks")
 
     def auth(self) -> httpx.Auth | None:
         """The request authentication; the default sends the ``token`` credential as Bearer."""

@@ -21,10 +21,13 @@ from connectors.base import (
     ExportStream,
     PushResult,
     Stream,
+    WebhookEvent,
+    WebhookRequest,
     unwrap_secret,
 )
 from connectors.errors import AuthError, ConfigError
 from connectors.http import VendorClient
+from connectors.hubspot import webhooks
 from connectors.hubspot.mapping import (
     CONTACT_COLUMNS,
     CONTACT_PROPERTIES,
@@ -169,6 +172,16 @@ class HubSpot(Connector):
         if tier not in TIER_LIMITS:
             raise ConfigError(f"unknown HubSpot tier {tier!r}; one of {', '.join(TIER_LIMITS)}")
         return Limit(TIER_LIMITS[tier], 10.0)
+
+    def verify_webhook(self, request: WebhookRequest) -> None:
+        secret = unwrap_secret(self.credentials.get("client_secret"))
+        if not secret:
+            raise ConfigError("HubSpot webhooks need the app's client_secret in the credentials")
+        allow_legacy = str(self.integration.settings.get("allow_legacy_signatures", "")).lower()
+        webhooks.verify(request, secret, allow_legacy=allow_legacy in ("1", "true", "yes"))
+
+    def parse_webhook(self, request: WebhookRequest) -> list[WebhookEvent]:
+        return webhooks.parse(request)
 
     def auth(self) -> httpx.Auth:
         token = unwrap_secret(
