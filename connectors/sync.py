@@ -68,43 +68,77 @@ def start_run(
     """Open a run of ``streams`` (default: all) and enqueue their first pages."""
     with db.tenant(org_id) as session:
         integration = _integration(session, integration_id)
-        connector = loading.connector_class(integration)
-        names = streams or _default_streams(connector, integration)
-        _check_streams(connector, names)
-        exports = {s.name for s in connector.export_streams}
-        run = IntegrationLog(
-            integration_id=integration.id,
-            operation="sync",
-            status="running",
-            started_at=utcnow(),
-            message=f"{trigger} sync of {', '.join(names)}",
-            request_data={
-                "streams": names,
-                "full_refresh": full_refresh,
-                "trigger": trigger,
-                "replay_of": str(replay_of) if replay_of else None,
-            },
+        return open_run(
+            session,
+            integration,
+            streams=streams,
+            full_refresh=full_refresh,
+            trigger=trigger,
+            replay_of=replay_of,
+            record_ids=record_ids,
         )
-        session.add(run)
+
+
+def open_run(
+    session: PlugsSession,
+    integration: Integration,
+    *,
+    streams: list[str] | None = None,
+    full_refresh: bool = False,
+    trigger: str = "manual",
+    replay_of: uuid.UUID | None = None,
+    record_ids: dict[str, list[str]] | None = None,
+    request: dict[str, Any] | None = None,
+) -> uuid.UUID:
+    """Write a run, its stream runs and their first page tasks in the caller's transaction.
+
+    Works in a tenant session or in a system session (the scheduler opens the runs of many
+    organizations in the transaction that claims their slots); ``request`` is recorded in
+    the run's request_data (e.g. the schedule slot).
+    """
+    org_id = integration.organization_id
+    connector = loading.connector_class(integration)
+    names = streams or _default_streams(connector, integration)
+    _check_streams(connector, names)
+    exports = {s.name for s in connector.export_streams}
+    run = IntegrationLog(
+        organization_id=org_id,
+        integration_id=integration.id,
+        operation="sync",
+        status="running",
+        started_at=utcnow(),
+        message=f"{trigger} sync of {', '.join(names)}",
+        request_data={
+            "streams": names,
+            "full_refresh": full_refresh,
+            "trigger": trigger,
+            "replay_of": str(replay_of) if replay_of else None,
+            **(request or {}),
+        },
+    )
+    session.add(run)
+    session.flush()
+    for name in names:
+        waits = [d for d in _dependencies(connector, name) if d in names]
+        state = {} if full_refresh else _saved_state(session, integration.id, name)
+        cursor = {"ids": record_ids[name]} if record_ids and name in record_ids else None
+        stream_run = SyncStreamRun(
+            organization_id=org_id,
+            run_id=run.id,
+            integration_id=integration.id,
+            stream=name,
+            direction="push" if name in exports else "pull",
+            start_state=state,
+            high_water=state,
+            page_cursor=cursor,
+            status="waiting" if waits else "pending",
+        )
+        session.add(stream_run)
         session.flush()
-        for name in names:
-            waits = [d for d in _dependencies(connector, name) if d in names]
-            state = {} if full_refresh else _saved_state(session, integration.id, name)
-            cursor = {"ids": record_ids[name]} if record_ids and name in record_ids else None
-            stream_run = SyncStreamRun(
-                run_id=run.id,
-                integration_id=integration.id,
-                stream=name,
-                direction="push" if name in exports else "pull",
-                start_state=state,
-                high_water=state,
-                page_cursor=cursor,
-                status="waiting" if waits else "pending",
+        if not waits:
+            outbox.enqueue(
+                session, PAGE_TASK, str(org_id), str(stream_run.id), organization_id=org_id
             )
-            session.add(stream_run)
-            session.flush()
-            if not waits:
-                outbox.enqueue(session, PAGE_TASK, str(org_id), str(stream_run.id))
     return run.id
 
 

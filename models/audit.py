@@ -21,6 +21,7 @@ class AnalyticsEvent(OrgScoped, CreatedAt, Base):
     """Something a user did, for product analytics."""
 
     __tablename__ = "analytics_events"
+    __referenced__ = False
     __org_refs__ = {"user_id": "users"}
 
     @classmethod
@@ -43,6 +44,7 @@ class AuditLog(OrgScoped, CreatedAt, Base):
     """One change to a tenant row, written automatically in the same transaction."""
 
     __tablename__ = "audit_logs"
+    __referenced__ = False
     __org_refs__ = {"user_id": "users"}
 
     @classmethod

@@ -205,6 +205,9 @@ class OrgScoped:
 
     __org_refs__: ClassVar[dict[str, str]] = {}
     __org_cascade__: ClassVar[frozenset[str]] = frozenset()
+    #: False for tables no other table points at (append-only logs, bookkeeping): they do
+    #: without the ``UNIQUE (organization_id, id)`` composite foreign keys would need.
+    __referenced__: ClassVar[bool] = True
 
     @declared_attr
     def organization_id(cls) -> Mapped[uuid.UUID]:
@@ -218,7 +221,8 @@ class OrgScoped:
             same_org_fk(column, target, cascade=column in cls.__org_cascade__)
             for column, target in cls.__org_refs__.items()
         ]
-        return (UniqueConstraint("organization_id", "id"), *refs, *cls.__table_extras__())
+        own = (UniqueConstraint("organization_id", "id"),) if cls.__referenced__ else ()
+        return (*own, *refs, *cls.__table_extras__())
 
     @classmethod
     def __table_extras__(cls) -> tuple[Any, ...]:

@@ -33,6 +33,7 @@ class ExternalId(OrgScoped, Timestamps, Base):
     """A vendor's id for one of our rows, per integration."""
 
     __tablename__ = "external_ids"
+    __referenced__ = False
     __org_refs__ = {"integration_id": "integrations"}
     __org_cascade__ = frozenset({"integration_id"})
 
@@ -57,6 +58,7 @@ class SyncCursor(OrgScoped, Timestamps, Base):
     """The incremental watermark of one stream of one integration."""
 
     __tablename__ = "sync_cursors"
+    __referenced__ = False
     __org_refs__ = {"integration_id": "integrations"}
     __org_cascade__ = frozenset({"integration_id"})
 
@@ -107,6 +109,7 @@ class SyncPageOutcome(OrgScoped, CreatedAt, Base):
     """What one page of one stream did: counts and each failure's reason."""
 
     __tablename__ = "sync_page_outcomes"
+    __referenced__ = False
     __org_refs__ = {"run_id": "integration_logs"}
     __org_cascade__ = frozenset({"run_id"})
 
@@ -127,6 +130,7 @@ class OutboxMessage(OrgScoped, CreatedAt, Base):
     """A task to publish once the transaction that wrote it has committed."""
 
     __tablename__ = "outbox"
+    __referenced__ = False
 
     @classmethod
     def __table_extras__(cls) -> tuple[Any, ...]:

@@ -110,6 +110,14 @@ class WorkerProcess:
                 self.kill()
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the test process dies, however it dies,
+    so an interrupted run leaves no worker consuming the next run's queues."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def start_worker(
     env: dict[str, str], folder: Path, *, concurrency: int = 2, extra: dict[str, str] | None = None
 ) -> WorkerProcess:
@@ -140,5 +148,6 @@ def start_worker(
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
     return WorkerProcess(process, log, env)

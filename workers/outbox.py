@@ -27,13 +27,23 @@ SWEEP_BATCH = 500
 
 
 def enqueue(
-    session: PlugsSession, task_name: str, *args: str, available_at: datetime | None = None
+    session: PlugsSession,
+    task_name: str,
+    *args: str,
+    available_at: datetime | None = None,
+    organization_id: uuid.UUID | None = None,
 ) -> OutboxMessage:
     """Write a task into the outbox of the session's transaction.
 
     ``available_at`` parks it until then (a long Retry-After); the sweeper publishes it.
+    ``organization_id`` defaults to the tenant session's (a system session must give it).
     """
-    message = OutboxMessage(task_name=task_name, args=list(args), available_at=available_at)
+    message = OutboxMessage(
+        task_name=task_name,
+        args=list(args),
+        available_at=available_at,
+        organization_id=organization_id,
+    )
     session.add(message)
     session.info.setdefault(_PENDING, []).append(message)
     return message

@@ -166,6 +166,16 @@ class HubSpot(Connector):
 
     @property
     def rate_limit(self) -> Limit:  # type: ignore[override]
+        """The account's burst limit per 10 s: the ``rate_limit`` setting when given (a
+        limit-increase pack: 250), else by ``tier``."""
+        explicit = self.integration.settings.get("rate_limit")
+        if explicit is not None:
+            try:
+                return Limit(int(explicit), 10.0)
+            except (TypeError, ValueError):
+                raise ConfigError(
+                    f"rate_limit must be requests per 10 s, not {explicit!r}"
+                ) from None
         tier = str(self.integration.settings.get("tier") or "free").lower()
         if "refresh_token" in self.credentials and "private_app_token" not in self.credentials:
             tier = "oauth"

@@ -263,9 +263,6 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_analytics_events")),
-        sa.UniqueConstraint(
-            "organization_id", "id", name=op.f("uq_analytics_events_organization_id_id")
-        ),
     )
     op.create_index(
         op.f("ix_analytics_events_organization_id_event_name_event_timestamp"),
@@ -327,7 +324,6 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_logs")),
-        sa.UniqueConstraint("organization_id", "id", name=op.f("uq_audit_logs_organization_id_id")),
     )
     op.create_index(
         op.f("ix_audit_logs_organization_id_table_name_record_id"),

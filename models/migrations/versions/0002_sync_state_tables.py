@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-26 12:58:00.392558
+Create Date: 2026-11-26 13:04:53.614231
 
 """
 
@@ -50,7 +50,6 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
-        sa.UniqueConstraint("organization_id", "id", name=op.f("uq_outbox_organization_id_id")),
     )
     op.create_index(
         op.f("ix_outbox_published_at_available_at"),
@@ -99,9 +98,6 @@ def upgrade() -> None:
             "entity_type",
             name=op.f("uq_external_ids_local_id_integration_id_entity_type"),
         ),
-        sa.UniqueConstraint(
-            "organization_id", "id", name=op.f("uq_external_ids_organization_id_id")
-        ),
     )
     op.create_table(
         "sync_cursors",
@@ -137,9 +133,6 @@ def upgrade() -> None:
         sa.UniqueConstraint(
             "integration_id", "stream", name=op.f("uq_sync_cursors_integration_id_stream")
         ),
-        sa.UniqueConstraint(
-            "organization_id", "id", name=op.f("uq_sync_cursors_organization_id_id")
-        ),
     )
     op.create_table(
         "sync_page_outcomes",
@@ -172,9 +165,6 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sync_page_outcomes")),
-        sa.UniqueConstraint(
-            "organization_id", "id", name=op.f("uq_sync_page_outcomes_organization_id_id")
-        ),
         sa.UniqueConstraint(
             "run_id",
             "stream",
