@@ -65,13 +65,18 @@ def wait_for_run(
 
 @contextmanager
 def hubspot(
-    db: Database, *, sim: HubSpotSimulator | None = None, token: str | None = None, **settings: str
+    db: Database,
+    *,
+    sim: HubSpotSimulator | None = None,
+    token: str | None = None,
+    credentials: dict[str, str] | None = None,
+    **settings: str,
 ) -> Iterator[Vendor]:
     """A HubSpot simulator served on loopback and an integration of a new organization."""
     sim = sim or HubSpotSimulator()
     with serve(sim) as server:
         org = create_organization(db, f"HubSpot customer {uuid.uuid4().hex[:6]}")
-        credentials = {"private_app_token": token or "pat-na1-simulator"}
+        credentials = credentials or {"private_app_token": token or "pat-na1-simulator"}
         integration = add_integration(
             db, org.id, "hubspot", credentials, {"base_url": server.base_url, **settings}
         )

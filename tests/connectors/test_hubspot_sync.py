@@ -4,12 +4,14 @@ worker through Redis into PostgreSQL against the HubSpot simulator over HTTP."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from connectors import sync
 from connectors.hubspot.simulator import HubSpotSimulator
+from connectors.integrations import add_integration
 from models import (
     Contact,
     ContactInteraction,
@@ -20,6 +22,7 @@ from models import (
 )
 from models.base import utcnow
 from models.session import Database
+from tests import services
 from tests.connectors.harness import hubspot, wait_for_run
 
 pytestmark = pytest.mark.usefixtures("sync_worker")
@@ -166,23 +169,60 @@ def test_write_back_pushes_local_changes_once_and_counts_partial_failures(app_db
         assert vendor.sim.get_contact("ann@example.test")["jobtitle"] == "CTO"
 
 
-def test_workers_syncing_one_account_stay_under_its_rate_limit(app_db: Database) -> None:
-    sim = HubSpotSimulator(tier="free")
-    with hubspot(app_db, sim=sim, account_id="portal-62515") as first:
-        sim.add_contacts(1500)
-        runs = [sync.start_run(app_db, first.org_id, first.integration_id, full_refresh=True)]
-        for _ in range(3):
-            from connectors.integrations import add_integration
+def test_an_expiring_oauth_token_is_refreshed_once_and_stored_encrypted(app_db: Database) -> None:
+    from connectors.credentials import decrypt_credentials
 
-            other = add_integration(
-                app_db,
-                first.org_id,
-                "hubspot",
-                {"private_app_token": "pat-na1-simulator"},
-                {"base_url": first.base_url, "account_id": "portal-62515"},
-            )
-            runs.append(sync.start_run(app_db, first.org_id, other.id, full_refresh=True))
-        finished = [wait_for_run(app_db, first.org_id, run, timeout=300) for run in runs]
-        assert {run.status for run in finished} == {"success"}
-        assert sim.max_requests_in_window() <= 100
-        assert not [r for r in sim.requests if r.status == 429]
+    sim = HubSpotSimulator(private_app_token=None)
+    expired = (utcnow() - timedelta(minutes=1)).isoformat()
+    credentials = {
+        "access_token": "long-expired",
+        "refresh_token": "sim-refresh-token",
+        "expires_at": expired,
+        "client_id": "sim-client-id",
+        "client_secret": "sim-client-secret",
+    }
+    with hubspot(app_db, sim=sim, credentials=credentials) as vendor:
+        sim.add_contacts(120)
+        sim.archive_contact(sim.add_contacts(1)[0])
+        run = vendor.sync(streams=["contacts", "archived_contacts"], full_refresh=True)
+        assert (run.status, run.records_processed) == ("success", 121)
+        assert sim.token_refreshes == 1  # two streams at once, one refresh
+        assert vendor.count(Contact) == 120 and vendor.count(Contact, include_deleted=True) == 121
+        with app_db.tenant(vendor.org_id) as session:
+            integration = session.get(Integration, vendor.integration_id)
+            fresh = decrypt_credentials(integration)
+        assert fresh["access_token"].get_secret_value().startswith("sim-at-")
+        assert fresh.expires_at > utcnow() + timedelta(minutes=20)
+        assert "sim-at-" not in str(integration.credentials)
+
+
+def test_ten_workers_syncing_one_account_stay_under_its_rate_limit(
+    app_db: Database, platform_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The shared worker's 2 processes plus 8 more: 10 processes, 6 integrations of one
+    HubSpot account (free tier: 100 requests / 10 s), all syncing at once."""
+    sim = HubSpotSimulator(tier="free")
+    more = services.start_worker(platform_env, tmp_path, concurrency=8)
+    try:
+        with hubspot(app_db, sim=sim, account_id="portal-62515") as first:
+            sim.add_contacts(2500)
+            integrations = [first.integration_id] + [
+                add_integration(
+                    app_db,
+                    first.org_id,
+                    "hubspot",
+                    {"private_app_token": "pat-na1-simulator"},
+                    {"base_url": first.base_url, "account_id": "portal-62515"},
+                ).id
+                for _ in range(5)
+            ]
+            runs = [
+                sync.start_run(app_db, first.org_id, i, full_refresh=True) for i in integrations
+            ]
+            finished = [wait_for_run(app_db, first.org_id, run, timeout=300) for run in runs]
+    finally:
+        more.stop()
+    assert {run.status for run in finished} == {"success"}
+    assert len(sim.requests) > 150  # enough traffic that an unshared limit would exceed it
+    assert sim.max_requests_in_window() <= 100
+    assert not [r for r in sim.requests if r.status == 429]
