@@ -1,5 +1,6 @@
-"""HubSpot end to end: the conformance behaviours every connector must show, run by a real
-worker through Redis into PostgreSQL against the HubSpot simulator over HTTP."""
+"""HubSpot end to end beyond the conformance suite (tests/connectors/conformance.py):
+engagements, search-based incremental syncs, parking, write-back echo suppression, OAuth,
+and a shared rate limit -- run by real workers into PostgreSQL against the simulator."""
 
 from __future__ import annotations
 
@@ -59,57 +60,6 @@ def test_an_incremental_sync_resumes_from_the_saved_cursor(app_db: Database) -> 
         with app_db.tenant(vendor.org_id) as session:
             names = set(session.scalars(select(Contact.first_name)))
         assert "Renamed" in names
-
-
-def test_429_with_retry_after_and_5xx_are_retried_to_success(app_db: Database) -> None:
-    with hubspot(app_db) as vendor:
-        vendor.sim.add_contacts(150)
-        vendor.sim.throttle_next(1, retry_after=1)
-        vendor.sim.fail_next(2, status=503)
-        run = vendor.sync(streams=["contacts"], full_refresh=True)
-        assert (run.status, run.records_processed) == ("success", 150)
-        statuses = [r.status for r in vendor.sim.requests]
-        assert 429 in statuses and 503 in statuses
-
-
-def test_a_second_run_changes_nothing(app_db: Database) -> None:
-    with hubspot(app_db) as vendor:
-        vendor.sim.add_contacts(130)
-        vendor.sync(streams=["contacts"], full_refresh=True)
-        audit_before = vendor.audit_rows()
-        run = vendor.sync(streams=["contacts"], full_refresh=True)
-        assert (run.status, run.records_processed) == ("success", 130)
-        assert vendor.audit_rows() == audit_before  # not one row written again
-        assert vendor.count(Contact) == 130
-
-
-def test_a_record_that_cannot_be_mapped_is_counted_with_its_reason(app_db: Database) -> None:
-    with hubspot(app_db) as vendor:
-        ids = vendor.sim.add_contacts(20)
-        vendor.sim.update_contact(ids[3], email="bad@@example.test")
-        run = vendor.sync(streams=["contacts"], full_refresh=True)
-        assert (run.status, run.records_processed, run.records_failed) == ("partial", 19, 1)
-        [failure] = run.error_details["failures"]
-        assert failure["record_id"] == ids[3] and "invalid email" in failure["reason"]
-
-        vendor.sim.update_contact(ids[3], email="fixed@example.test")
-        replay = sync.replay_run(app_db, vendor.org_id, run.id)
-        again = wait_for_run(app_db, vendor.org_id, replay)
-        assert (again.status, again.records_processed, again.records_failed) == ("success", 1, 0)
-        assert again.request_data["replay_of"] == str(run.id)
-        assert vendor.count(Contact) == 20
-
-
-def test_an_authentication_failure_fails_the_run_and_marks_the_integration(
-    app_db: Database,
-) -> None:
-    with hubspot(app_db, token="pat-na1-wrong") as vendor:
-        vendor.sim.add_contacts(5)
-        run = vendor.sync(streams=["contacts"])
-        assert run.status == "failed" and "authentication failed" in run.message
-        assert sum(1 for r in vendor.sim.requests if r.status == 401) == 1  # no retry loop
-        with app_db.tenant(vendor.org_id) as session:
-            assert session.get(Integration, vendor.integration_id).status == "error"
 
 
 def test_a_long_retry_after_is_parked_in_the_database(app_db: Database) -> None:
