@@ -17,10 +17,13 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
+from psycopg.types.json import Jsonb
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -42,6 +45,31 @@ RAW_UPSERT = """INSERT INTO bench_raw_contacts
 PROPERTIES = "email,firstname,lastname,phone,company,jobtitle,lifecyclestage,hs_lead_status"
 
 
+def contact_pages(http: httpx.Client, token: str) -> Iterator[list[tuple[Any, ...]]]:
+    """Every page of the simulator's contacts as plain row tuples, following ``after``."""
+    headers, after = {"Authorization": f"Bearer {token}"}, None
+    while True:
+        params = {"limit": 100, "properties": PROPERTIES, **({"after": after} if after else {})}
+        body = http.get("/crm/v3/objects/contacts", params=params, headers=headers).json()
+        yield [
+            (
+                r["id"],
+                p.get("firstname"),
+                p.get("lastname"),
+                p.get("email"),
+                p.get("phone"),
+                p.get("company"),
+                p.get("jobtitle"),
+                Jsonb({"hubspot": r["id"]}),
+            )
+            for r in body["results"]
+            for p in [r["properties"]]
+        ]
+        after = ((body.get("paging") or {}).get("next") or {}).get("after")
+        if not after:
+            return
+
+
 def raw_limit(base_url: str, owner_url: str, token: str) -> float:
     """Records/s of the plainest loop: GET a page, upsert it, commit, follow `after`."""
     dsn = owner_url.replace("postgresql+psycopg://", "postgresql://")
@@ -49,32 +77,13 @@ def raw_limit(base_url: str, owner_url: str, token: str) -> float:
         db.execute(RAW_TABLE)
         db.execute("TRUNCATE bench_raw_contacts")
         db.commit()
-        started, count, after = time.perf_counter(), 0, None
-        headers = {"Authorization": f"Bearer {token}"}
-        while True:
-            params = {"limit": 100, "properties": PROPERTIES, **({"after": after} if after else {})}
-            body = http.get("/crm/v3/objects/contacts", params=params, headers=headers).json()
-            rows = [
-                (
-                    r["id"],
-                    p.get("firstname"),
-                    p.get("lastname"),
-                    p.get("email"),
-                    p.get("phone"),
-                    p.get("company"),
-                    p.get("jobtitle"),
-                    psycopg.types.json.Jsonb({"hubspot": r["id"]}),
-                )
-                for r in body["results"]
-                for p in [r["properties"]]
-            ]
+        started, count = time.perf_counter(), 0
+        for rows in contact_pages(http, token):
             with db.cursor() as cursor:
                 cursor.executemany(RAW_UPSERT, rows)
             db.commit()
             count += len(rows)
-            after = ((body.get("paging") or {}).get("next") or {}).get("after")
-            if not after:
-                return count / (time.perf_counter() - started)
+        return count / (time.perf_counter() - started)
 
 
 CONTACTS_INSERT = """INSERT INTO contacts (id, organization_id, first_name, last_name, email,
@@ -88,34 +97,16 @@ def raw_into_contacts(base_url: str, app_url: str, org_id: uuid.UUID, token: str
     without the external-id map, audit rows and run accounting a sync adds."""
     dsn = app_url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(dsn) as db, httpx.Client(base_url=base_url) as http:
-        started, count, after = time.perf_counter(), 0, None
-        headers = {"Authorization": f"Bearer {token}"}
-        while True:
-            params = {"limit": 100, "properties": PROPERTIES, **({"after": after} if after else {})}
-            body = http.get("/crm/v3/objects/contacts", params=params, headers=headers).json()
-            rows = [
-                (
-                    uuid.uuid4(),
-                    org_id,
-                    p.get("firstname"),
-                    p.get("lastname"),
-                    p.get("email"),
-                    p.get("phone"),
-                    p.get("company"),
-                    p.get("jobtitle"),
-                    psycopg.types.json.Jsonb({"hubspot": r["id"]}),
-                )
-                for r in body["results"]
-                for p in [r["properties"]]
-            ]
+        started, count = time.perf_counter(), 0
+        for rows in contact_pages(http, token):
             db.execute("SELECT set_config('app.current_organization', %s, true)", (str(org_id),))
             with db.cursor() as cursor:
-                cursor.executemany(CONTACTS_INSERT, rows)
+                cursor.executemany(
+                    CONTACTS_INSERT, [(uuid.uuid4(), org_id, *row[1:]) for row in rows]
+                )
             db.commit()
             count += len(rows)
-            after = ((body.get("paging") or {}).get("next") or {}).get("after")
-            if not after:
-                return count / (time.perf_counter() - started)
+        return count / (time.perf_counter() - started)
 
 
 class RssSampler(threading.Thread):

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,65 +13,28 @@ from sqlalchemy import select
 from models import IntegrationLog
 from models.base import utcnow
 from models.session import Database
-from tests.conftest import ROOT
+from tests import services
 from tests.factories import make_world
 
 
-def _env(tmp_path: Path, database_url: str, redis_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PLUGS_")}
-    env.update(
-        PLUGS_DATABASE_URL=database_url,
-        PLUGS_BROKER_URL=redis_url,
-        PLUGS_RESULT_BACKEND=redis_url,
-        PLUGS_DATA_DIR=str(tmp_path / "var"),
-    )
-    return env
-
-
-def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as output:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "workers.cli",
-                "worker",
-                "--concurrency",
-                "2",
-                "--loglevel",
-                "INFO",
-                "--queues",
-                "default,maintenance,syncs",
-                "--without-mingle",
-                "--without-gossip",
-            ],
-            env=env,
-            cwd=ROOT,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-
-
 @pytest.fixture
-def worker(tmp_path: Path, pg_database: dict[str, str], redis_url: str) -> Iterator[Celery]:
-    """A worker process on the app role and this run's Redis db, and a client for it."""
-    log = tmp_path / "worker.log"
-    process = _start_worker(_env(tmp_path, pg_database["app_url"], redis_url), log)
-    client = Celery("plugs-test-client", broker=redis_url, backend=redis_url)
+def worker(tmp_path: Path, platform_env: dict[str, str]) -> Iterator[Celery]:
+    """A worker process of its own on the app role and this run's Redis db, and a client."""
+    process = services.start_worker(platform_env, tmp_path)
+    client = Celery(
+        "plugs-test-client",
+        broker=platform_env["PLUGS_BROKER_URL"],
+        backend=platform_env["PLUGS_RESULT_BACKEND"],
+    )
     client.conf.task_routes = {
         "maintenance.*": {"queue": "maintenance", "routing_key": "maintenance"}
     }
     try:
         yield client
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        process.stop()
         client.close()
-        print(log.read_text())  # shown by pytest when the test failed
+        print(process.output())  # shown by pytest when the test failed
 
 
 def test_a_worker_runs_the_ping_task_against_postgresql(worker: Celery, pg_db: Database) -> None:
@@ -113,14 +72,13 @@ def test_a_worker_purges_only_finished_logs_past_retention(worker: Celery, pg_db
 
 
 def test_a_worker_refuses_to_start_as_a_role_that_bypasses_rls(
-    tmp_path: Path, pg_database: dict[str, str], redis_url: str
+    tmp_path: Path, platform_env: dict[str, str], pg_database: dict[str, str]
 ) -> None:
-    log = tmp_path / "worker.log"
-    process = _start_worker(_env(tmp_path, pg_database["owner_url"], redis_url), log)
+    env = {**platform_env, "PLUGS_DATABASE_URL": pg_database["owner_url"]}
+    process = services.start_worker(env, tmp_path)
     try:
-        returncode = process.wait(timeout=60)
+        returncode = process.process.wait(timeout=60)
     finally:
-        process.kill()
-        process.wait()
+        process.stop()
     assert returncode != 0
-    assert "bypasses row-level security" in log.read_text()
+    assert "bypasses row-level security" in process.output()
