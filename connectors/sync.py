@@ -1,7 +1,7 @@
 """The sync engine: a run is an ``integration_logs`` row plus one chain of page tasks per stream.
 
-``start_run`` writes the run, a :class:`SyncStreamRun` per stream and the first page task
-(outbox) in one transaction.  ``run_page`` fetches one vendor page outside any transaction,
+``start_run`` (:mod:`connectors.runs`) writes the run, a :class:`SyncStreamRun` per stream
+and the first page task (outbox) in one transaction.  ``run_page`` fetches one vendor page outside any transaction,
 then in one transaction: checks the page is still the stream's current one (a redelivered
 task finds it is not and does nothing), upserts the records, writes the page's outcome,
 moves the cursor, and either enqueues the next page or finishes the stream.  The last
@@ -27,18 +27,25 @@ from sqlalchemy import select
 from connectors import export, loading
 from connectors.base import Connector, Page, Stream
 from connectors.errors import AuthError, FatalError, RateLimitedError
-from connectors.runs import close_run_if_finished
+from connectors.runs import (  # open_run, start_run, replay_run: the public API, here too
+    PAGE_TASK,
+    close_run_if_finished,
+    open_run,
+    replay_run,
+    start_run,
+    start_waiting,
+)
 from connectors.upsert import PageOutcome, apply_page
 from models.base import utcnow
-from models.errors import NotFoundError, PlugsError
+from models.errors import NotFoundError
 from models.integrations import Integration, IntegrationLog
 from models.session import ROW_LOCK, Database, PlugsSession
-from models.sync_state import SyncCursor, SyncPageOutcome, SyncStreamRun
+from models.sync_state import SyncPageOutcome, SyncStreamRun
 from workers import outbox
 from workers.settings import get_settings
 
 log = logging.getLogger(__name__)
-PAGE_TASK = "sync.page"
+__all__ = ["PageReport", "open_run", "replay_run", "restart_stalled", "run_pages", "start_run"]
 #: A page task runs up to this many pages (each its own transaction) before handing over.
 PAGES_PER_TASK = 10
 SECONDS_PER_TASK = 20.0
@@ -52,155 +59,6 @@ class PageReport:
     state: str  # "page" | "done" | "duplicate" | "parked" | "failed" | "finished-already"
     succeeded: int = 0
     failed: int = 0
-
-
-def start_run(
-    db: Database,
-    org_id: uuid.UUID,
-    integration_id: uuid.UUID,
-    *,
-    streams: list[str] | None = None,
-    full_refresh: bool = False,
-    trigger: str = "manual",
-    replay_of: uuid.UUID | None = None,
-    record_ids: dict[str, list[str]] | None = None,
-) -> uuid.UUID:
-    """Open a run of ``streams`` (default: all) and enqueue their first pages."""
-    with db.tenant(org_id) as session:
-        integration = _integration(session, integration_id)
-        return open_run(
-            session,
-            integration,
-            streams=streams,
-            full_refresh=full_refresh,
-            trigger=trigger,
-            replay_of=replay_of,
-            record_ids=record_ids,
-        )
-
-
-def open_run(
-    session: PlugsSession,
-    integration: Integration,
-    *,
-    streams: list[str] | None = None,
-    full_refresh: bool = False,
-    trigger: str = "manual",
-    replay_of: uuid.UUID | None = None,
-    record_ids: dict[str, list[str]] | None = None,
-    request: dict[str, Any] | None = None,
-) -> uuid.UUID:
-    """Write a run, its stream runs and their first page tasks in the caller's transaction.
-
-    Works in a tenant session or in a system session (the scheduler opens the runs of many
-    organizations in the transaction that claims their slots); ``request`` is recorded in
-    the run's request_data (e.g. the schedule slot).
-    """
-    org_id = integration.organization_id
-    connector = loading.connector_class(integration)
-    names = streams or _default_streams(connector, integration)
-    _check_streams(connector, names)
-    exports = {s.name for s in connector.export_streams}
-    run = IntegrationLog(
-        organization_id=org_id,
-        integration_id=integration.id,
-        operation="sync",
-        status="running",
-        started_at=utcnow(),
-        message=f"{trigger} sync of {', '.join(names)}",
-        request_data={
-            "streams": names,
-            "full_refresh": full_refresh,
-            "trigger": trigger,
-            "replay_of": str(replay_of) if replay_of else None,
-            **(request or {}),
-        },
-    )
-    session.add(run)
-    session.flush()
-    for name in names:
-        waits = [d for d in _dependencies(connector, name) if d in names]
-        state = {} if full_refresh else _saved_state(session, integration.id, name)
-        cursor = {"ids": record_ids[name]} if record_ids and name in record_ids else None
-        stream_run = SyncStreamRun(
-            organization_id=org_id,
-            run_id=run.id,
-            integration_id=integration.id,
-            stream=name,
-            direction="push" if name in exports else "pull",
-            start_state=state,
-            high_water=state,
-            page_cursor=cursor,
-            status="waiting" if waits else "pending",
-        )
-        session.add(stream_run)
-        session.flush()
-        if not waits:
-            outbox.enqueue(
-                session, PAGE_TASK, str(org_id), str(stream_run.id), organization_id=org_id
-            )
-    return run.id
-
-
-def _dependencies(connector: Any, name: str) -> tuple[str, ...]:
-    for stream in connector.streams:
-        if stream.name == name:
-            return stream.after
-    return ()
-
-
-def _start_waiting(session: PlugsSession, org_id: uuid.UUID, finished: SyncStreamRun) -> None:
-    """Start the streams of the run that were waiting for ``finished`` and now wait no more."""
-    # Siblings are read, not locked: the caller holds the run's row lock, which serialises
-    # finishing streams (locking siblings too would deadlock two streams finishing at once).
-    runs = session.scalars(
-        select(SyncStreamRun).where(SyncStreamRun.run_id == finished.run_id)
-    ).all()
-    done = {r.stream for r in runs if r.status in ("done", "failed")}
-    integration = session.get(Integration, finished.integration_id)
-    connector = loading.connector_class(integration) if integration else None
-    for waiting in (r for r in runs if r.status == "waiting"):
-        deps = _dependencies(connector, waiting.stream) if connector else ()
-        if all(d in done or d not in {r.stream for r in runs} for d in deps):
-            waiting.status = "pending"
-            outbox.enqueue(session, PAGE_TASK, str(org_id), str(waiting.id))
-
-
-def _default_streams(connector: Any, integration: Integration) -> list[str]:
-    """Every pull stream; the write-back streams too when the integration's settings say
-    ``write_back`` (they run after nothing else, so they are usually given explicitly)."""
-    names = [s.name for s in connector.streams]
-    if str(integration.settings.get("write_back", "")).lower() in ("1", "true", "yes", "on"):
-        names += [s.name for s in connector.export_streams]
-    return names
-
-
-def _check_streams(connector: Any, names: list[str]) -> None:
-    known = {s.name for s in connector.streams} | {s.name for s in connector.export_streams}
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise PlugsError(
-            f"{connector.provider} has no stream {', '.join(unknown)}; its streams: "
-            f"{', '.join(sorted(known))}"
-        )
-
-
-def _integration(session: PlugsSession, integration_id: uuid.UUID) -> Integration:
-    integration = session.get(Integration, integration_id)
-    if integration is None:
-        raise NotFoundError(f"no integration with id {integration_id}")
-    if not integration.is_active:
-        raise PlugsError(f"integration {integration_id} is paused (is_active false)")
-    return integration
-
-
-def _saved_state(session: PlugsSession, integration_id: uuid.UUID, stream: str) -> dict[str, Any]:
-    cursor = session.scalars(
-        select(SyncCursor).where(
-            SyncCursor.integration_id == integration_id, SyncCursor.stream == stream
-        )
-    ).one_or_none()
-    return dict(cursor.state) if cursor else {}
 
 
 @dataclass
@@ -474,38 +332,8 @@ def _finish_stream(
     session.flush()
     # Lock order everywhere: the stream's row, then its run's row.
     session.get(IntegrationLog, stream_run.run_id, with_for_update=ROW_LOCK, populate_existing=True)
-    _start_waiting(session, stream_run.organization_id, stream_run)
+    start_waiting(session, stream_run.organization_id, stream_run)
     close_run_if_finished(session, stream_run.run_id)
-
-
-def replay_run(db: Database, org_id: uuid.UUID, run_id: uuid.UUID) -> uuid.UUID:
-    """A new run that fetches again only the records that failed in run ``run_id``."""
-    with db.tenant(org_id) as session:
-        run = session.get(IntegrationLog, run_id)
-        if run is None:
-            raise NotFoundError(f"no run with id {run_id}")
-        if run.status == "running":
-            raise PlugsError(f"run {run_id} is still running; replay it when it has finished")
-        failed: dict[str, list[str]] = {}
-        rows = session.execute(
-            select(SyncPageOutcome.stream, SyncPageOutcome.failures).where(
-                SyncPageOutcome.run_id == run_id, SyncPageOutcome.failed > 0
-            )
-        )
-        for stream, failures in rows:
-            failed.setdefault(stream, []).extend(str(f["record_id"]) for f in failures)
-        integration_id = run.integration_id
-    if not failed:
-        raise PlugsError(f"run {run_id} has no failed records to replay")
-    return start_run(
-        db,
-        org_id,
-        integration_id,
-        streams=sorted(failed),
-        trigger="replay",
-        replay_of=run_id,
-        record_ids=failed,
-    )
 
 
 def restart_stalled(db: Database) -> int:
