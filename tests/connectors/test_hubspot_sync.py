@@ -29,7 +29,7 @@ from tests.connectors.harness import hubspot, wait_for_run
 pytestmark = pytest.mark.usefixtures("sync_worker")
 
 
-def test_a_full_sync_pages_to_the_end(app_db: Database) -> None:
+def test_a_full_sync_brings_contacts_and_their_engagements(app_db: Database) -> None:
     with hubspot(app_db) as vendor:
         vendor.sim.add_contacts(250)
         contact_id = vendor.sim.add_contacts(1)[0]
