@@ -14,6 +14,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -157,6 +158,8 @@ def ours(base_url: str, env: dict[str, str], contacts: int, data_dir: Path) -> t
         {"base_url": base_url, "rate_limit": "1000000"},
     )
     worker_env = {**{k: v for k, v in os.environ.items()}, **env, "PLUGS_DATA_DIR": str(data_dir)}
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = (data_dir / "bench-worker.log").open("ab")
     worker = subprocess.Popen(
         [
             sys.executable,
@@ -174,8 +177,8 @@ def ours(base_url: str, env: dict[str, str], contacts: int, data_dir: Path) -> t
         ],
         env=worker_env,
         cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     sampler = RssSampler(worker.pid)
     sampler.start()
@@ -188,6 +191,8 @@ def ours(base_url: str, env: dict[str, str], contacts: int, data_dir: Path) -> t
                 run = session.get(IntegrationLog, run_id)
                 if run.status != "running":
                     break
+            if worker.poll() is not None:
+                raise SystemExit(f"the worker died; see {data_dir / 'bench-worker.log'}")
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
         assert run.status == "success" and run.records_processed == contacts, (
@@ -199,6 +204,7 @@ def ours(base_url: str, env: dict[str, str], contacts: int, data_dir: Path) -> t
         sampler.running = False
         worker.terminate()
         worker.wait(60)
+        log.close()
 
 
 def main() -> None:
@@ -208,7 +214,12 @@ def main() -> None:
     args = parser.parse_args()
     sim = HubSpotSimulator(private_app_token="pat-bench", enforce_limits=False)
     sim.add_contacts(args.contacts)
-    with serve(sim) as server, scratch_database() as database, scratch_redis() as broker:
+    with (
+        serve(sim) as server,
+        scratch_database() as database,
+        scratch_redis() as broker,
+        tempfile.TemporaryDirectory(prefix="plugs-bench-") as scratch,
+    ):
         from connectors.credentials import new_key_entry
 
         env = {
@@ -220,7 +231,7 @@ def main() -> None:
             "PLUGS_ALLOW_PRIVATE_URLS": "true",
         }
         os.environ.update(env)
-        data_dir = Path(f"/tmp/plugs-bench-{os.getpid()}")
+        data_dir = Path(scratch)
         raws, tables, ourses, peaks = [], [], [], []
         for attempt in range(args.repeat):
             raws.append(raw_limit(server.base_url, database["owner_url"], "pat-bench"))
