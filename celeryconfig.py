@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from kombu import Exchange, Queue
 
-from scheduler.housekeeping import HOUSEKEEPING_SCHEDULE
+from scheduler.housekeeping import housekeeping_schedule
 from workers.settings import get_settings
 
 _settings = get_settings()
@@ -65,8 +65,9 @@ task_queues = tuple(Queue(name, Exchange(name), routing_key=name) for name in QU
 task_routes = {
     "maintenance.*": {"queue": "maintenance", "routing_key": "maintenance"},
     "sync.*": {"queue": "syncs", "routing_key": "syncs"},
+    "scheduler.*": {"queue": "default", "routing_key": "default"},
 }
 
-beat_schedule = HOUSEKEEPING_SCHEDULE
+beat_schedule = housekeeping_schedule(_settings.scheduler_tick_seconds)
 timezone = "UTC"
 enable_utc = True

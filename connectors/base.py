@@ -230,6 +230,22 @@ class Connector:
         """The events of a verified delivery; raise ``ValueError`` for a malformed body."""
         raise ConfigError(f"{self.provider} does not receive webhooks")
 
+    def refresh_credentials(self, current: Mapping[str, Any]) -> dict[str, Any] | None:
+        """New credential fields (e.g. ``access_token``, ``expires_at``) obtained from the
+        vendor with what ``current`` holds (a refresh token), or None when there is nothing
+        to refresh.  The default refreshes nothing.
+
+        Called under the integration's row lock by
+        :func:`connectors.credentials.refresh_if_expiring`, which merges and stores the
+        result encrypted; housekeeping calls it for idle integrations before they expire.
+        """
+        return None
+
+    @classmethod
+    def refreshes_credentials(cls) -> bool:
+        """Whether this connector overrides :meth:`refresh_credentials`."""
+        return cls.refresh_credentials is not Connector.refresh_credentials
+
     def auth(self) -> httpx.Auth | None:
         """The request authentication; the default sends the ``token`` credential as Bearer."""
         token = _unwrap(self.credentials.get("token"))

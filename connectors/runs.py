@@ -15,14 +15,13 @@ from typing import Any
 from sqlalchemy import func, select
 
 from connectors import loading
+from connectors.run_batch import PAGE_TASK, RunRequest, dependencies, open_runs
 from models.base import utcnow
 from models.errors import NotFoundError, PlugsError
 from models.integrations import Integration, IntegrationLog
 from models.session import ROW_LOCK, Database, PlugsSession
 from models.sync_state import SyncCursor, SyncPageOutcome, SyncStreamRun
 from workers import outbox
-
-PAGE_TASK = "sync.page"
 
 #: How many failures a run keeps with their reasons in error_details (the count is exact).
 MAX_LISTED_FAILURES = 1000
@@ -64,63 +63,21 @@ def open_run(
     record_ids: dict[str, list[str]] | None = None,
     request: dict[str, Any] | None = None,
 ) -> uuid.UUID:
-    """Write a run, its stream runs and their first page tasks in the caller's transaction.
-
-    Works in a tenant session or in a system session (the scheduler opens the runs of many
-    organizations in the transaction that claims their slots); ``request`` is recorded in
-    the run's request_data (e.g. the schedule slot).
-    """
-    org_id = integration.organization_id
-    connector = loading.connector_class(integration)
-    names = streams or _default_streams(connector, integration)
-    _check_streams(connector, names)
-    exports = {s.name for s in connector.export_streams}
-    run = IntegrationLog(
-        organization_id=org_id,
-        integration_id=integration.id,
-        operation="sync",
-        status="running",
-        started_at=utcnow(),
-        message=f"{trigger} sync of {', '.join(names)}",
-        request_data={
-            "streams": names,
-            "full_refresh": full_refresh,
-            "trigger": trigger,
-            "replay_of": str(replay_of) if replay_of else None,
-            **(request or {}),
-        },
+    """Write a run, its stream runs and their first page tasks in the caller's transaction
+    (tenant or system session); ``request`` is recorded in the run's request_data."""
+    wanted = RunRequest(
+        integration,
+        streams=streams,
+        trigger=trigger,
+        request=dict(request or {}),
+        full_refresh=full_refresh,
+        replay_of=replay_of,
+        record_ids=record_ids,
     )
-    session.add(run)
-    session.flush()
-    for name in names:
-        waits = [d for d in _dependencies(connector, name) if d in names]
-        state = {} if full_refresh else _saved_state(session, integration.id, name)
-        cursor = {"ids": record_ids[name]} if record_ids and name in record_ids else None
-        stream_run = SyncStreamRun(
-            organization_id=org_id,
-            run_id=run.id,
-            integration_id=integration.id,
-            stream=name,
-            direction="push" if name in exports else "pull",
-            start_state=state,
-            high_water=state,
-            page_cursor=cursor,
-            status="waiting" if waits else "pending",
-        )
-        session.add(stream_run)
-        session.flush()
-        if not waits:
-            outbox.enqueue(
-                session, PAGE_TASK, str(org_id), str(stream_run.id), organization_id=org_id
-            )
-    return run.id
-
-
-def _dependencies(connector: Any, name: str) -> tuple[str, ...]:
-    for stream in connector.streams:
-        if stream.name == name:
-            return stream.after
-    return ()
+    open_runs(session, [wanted])
+    if wanted.error is not None or wanted.run_id is None:
+        raise PlugsError(wanted.error or "the run could not be opened")
+    return wanted.run_id
 
 
 def start_waiting(session: PlugsSession, org_id: uuid.UUID, finished: SyncStreamRun) -> None:
@@ -134,29 +91,10 @@ def start_waiting(session: PlugsSession, org_id: uuid.UUID, finished: SyncStream
     integration = session.get(Integration, finished.integration_id)
     connector = loading.connector_class(integration) if integration else None
     for waiting in (r for r in runs if r.status == "waiting"):
-        deps = _dependencies(connector, waiting.stream) if connector else ()
+        deps = dependencies(connector, waiting.stream) if connector else ()
         if all(d in done or d not in {r.stream for r in runs} for d in deps):
             waiting.status = "pending"
             outbox.enqueue(session, PAGE_TASK, str(org_id), str(waiting.id))
-
-
-def _default_streams(connector: Any, integration: Integration) -> list[str]:
-    """Every pull stream; the write-back streams too when the integration's settings say
-    ``write_back`` (they run after nothing else, so they are usually given explicitly)."""
-    names = [s.name for s in connector.streams]
-    if str(integration.settings.get("write_back", "")).lower() in ("1", "true", "yes", "on"):
-        names += [s.name for s in connector.export_streams]
-    return names
-
-
-def _check_streams(connector: Any, names: list[str]) -> None:
-    known = {s.name for s in connector.streams} | {s.name for s in connector.export_streams}
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise PlugsError(
-            f"{connector.provider} has no stream {', '.join(unknown)}; its streams: "
-            f"{', '.join(sorted(known))}"
-        )
 
 
 def _integration(session: PlugsSession, integration_id: uuid.UUID) -> Integration:
@@ -166,15 +104,6 @@ def _integration(session: PlugsSession, integration_id: uuid.UUID) -> Integratio
     if not integration.is_active:
         raise PlugsError(f"integration {integration_id} is paused (is_active false)")
     return integration
-
-
-def _saved_state(session: PlugsSession, integration_id: uuid.UUID, stream: str) -> dict[str, Any]:
-    cursor = session.scalars(
-        select(SyncCursor).where(
-            SyncCursor.integration_id == integration_id, SyncCursor.stream == stream
-        )
-    ).one_or_none()
-    return dict(cursor.state) if cursor else {}
 
 
 def replay_run(db: Database, org_id: uuid.UUID, run_id: uuid.UUID) -> uuid.UUID:

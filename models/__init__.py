@@ -12,6 +12,7 @@ from models.integrations import Integration, IntegrationLog
 from models.media import Media, MediaCollection, MediaCollectionItem
 from models.notifications import Notification
 from models.organizations import Organization, User
+from models.schedules import ScheduleSlot, SyncSchedule
 from models.sync_state import (
     ExternalId,
     OutboxMessage,
@@ -39,8 +40,10 @@ __all__ = [
     "Notification",
     "Organization",
     "OutboxMessage",
+    "ScheduleSlot",
     "SyncCursor",
     "SyncPageOutcome",
+    "SyncSchedule",
     "SyncStreamRun",
     "User",
 ]

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Index, String, true
+from sqlalchemy import CheckConstraint, Index, String, text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import (
@@ -75,6 +75,13 @@ class IntegrationLog(OrgScoped, CreatedAt, Base):
             CheckConstraint("records_failed >= 0", name="records_failed"),
             Index(None, "organization_id", "integration_id", "started_at"),
             Index(None, "created_at"),
+            # Small: only the runs going now (the scheduler's "still running?" check).
+            Index(
+                "ix_integration_logs_running",
+                "integration_id",
+                postgresql_where=text("status = 'running'"),
+                sqlite_where=text("status = 'running'"),
+            ),
         )
 
     integration_id: Mapped[uuid.UUID] = mapped_column()

@@ -1,7 +1,11 @@
-"""The static housekeeping schedule, next to the tasks it runs.
+"""The static beat schedule, next to the tasks it runs.
 
-Per-integration sync schedules are data in the database (later in ``scheduler/``); what is
-here runs for the whole platform.  Every entry is idempotent and safe if two beats run.
+Per-integration sync schedules are data in the database (:mod:`scheduler.schedules`); one
+entry here, the tick ``scheduler.dispatch_due``, starts the due ones every few seconds.
+The rest runs for the whole platform.  Every entry is idempotent and safe if two beats
+run: the tick claims schedules with row locks and a unique slot, the watchdog and the
+token refresh re-check under row locks, the sweepers and purges only act on what is left.
+A tick that waited longer than its interval expires: the next one does its work.
 """
 
 from __future__ import annotations
@@ -10,20 +14,48 @@ from typing import Any
 
 from celery.schedules import crontab
 
-HOUSEKEEPING_SCHEDULE: dict[str, dict[str, Any]] = {
-    "sweep-outbox": {
-        "task": "maintenance.sweep_outbox",
-        "schedule": 15.0,
-        "options": {"expires": 14},
-    },
-    "canary-ping": {
-        "task": "maintenance.ping",
-        "schedule": 60.0,
-        "options": {"expires": 55},
-    },
-    "purge-integration-logs": {
-        "task": "maintenance.purge_integration_logs",
-        "schedule": crontab(minute="17", hour="3"),
-        "options": {"expires": 3600},
-    },
-}
+TICK_SECONDS = 5.0
+
+
+def housekeeping_schedule(tick_seconds: float = TICK_SECONDS) -> dict[str, dict[str, Any]]:
+    """Celery's ``beat_schedule``: the scheduler tick every ``tick_seconds`` and the sweepers."""
+    return {
+        "dispatch-due-syncs": {
+            "task": "scheduler.dispatch_due",
+            "schedule": tick_seconds,
+            "options": {"expires": max(2 * tick_seconds, 2.0)},
+        },
+        "schedule-watchdog": {
+            "task": "scheduler.watchdog",
+            "schedule": 60.0,
+            "options": {"expires": 55},
+        },
+        "sweep-outbox": {
+            "task": "maintenance.sweep_outbox",
+            "schedule": 15.0,
+            "options": {"expires": 14},
+        },
+        "refresh-idle-tokens": {
+            "task": "maintenance.refresh_idle_tokens",
+            "schedule": 300.0,
+            "options": {"expires": 290},
+        },
+        "canary-ping": {
+            "task": "maintenance.ping",
+            "schedule": 60.0,
+            "options": {"expires": 55},
+        },
+        "purge-integration-logs": {
+            "task": "maintenance.purge_integration_logs",
+            "schedule": crontab(minute="17", hour="3"),
+            "options": {"expires": 3600},
+        },
+        "purge-schedule-slots": {
+            "task": "maintenance.purge_schedule_slots",
+            "schedule": crontab(minute="27", hour="3"),
+            "options": {"expires": 3600},
+        },
+    }
+
+
+HOUSEKEEPING_SCHEDULE = housekeeping_schedule()

@@ -84,6 +84,10 @@ def reload_settings() -> None:
         app.config_from_object("celeryconfig", force=True)
         app.pool.force_close_all() if app.pool else None
         app.__dict__.pop("pool", None)
+        app.amqp._producer_pool = None  # it holds the connection pool just closed
+        from kombu import pools
+
+        pools.reset()  # kombu keeps producer pools per broker URL, the closed one too
         app.__dict__.pop("backend", None)
 
 
@@ -143,6 +147,28 @@ def start_worker(
                 "--hostname",
                 f"test-{os.getpid()}-{log.stem}@%h",
             ],
+            env=environment,
+            cwd=ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+    return WorkerProcess(process, log, env)
+
+
+def start_beat(env: dict[str, str], folder: Path, *, tick_seconds: float = 1.0) -> WorkerProcess:
+    """Start `plugs beat` with ``env``, its schedule file under ``folder``, the scheduler
+    ticking every ``tick_seconds``."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PLUGS_")}
+    environment.update(
+        env, PLUGS_DATA_DIR=str(folder / "var"), PLUGS_SCHEDULER_TICK_SECONDS=str(tick_seconds)
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / f"beat-{len(list(folder.glob('beat-*.log')))}.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "workers.cli", "beat", "--loglevel", "INFO"],
             env=environment,
             cwd=ROOT,
             stdout=output,

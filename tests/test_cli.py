@@ -12,7 +12,7 @@ def migrated(plugs, tmp_path):  # type: ignore[no-untyped-def]
     env = {"PLUGS_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}"}
     result = plugs("db", "upgrade", env=env)
     assert result.returncode == 0, result.stderr
-    assert "database at revision 0002" in result.stdout
+    assert "database at revision 0003" in result.stdout
     return env
 
 

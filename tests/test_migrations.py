@@ -38,7 +38,7 @@ def test_downgrade_to_base_and_upgrade_again_on_sqlite(sqlite_url: str) -> None:
     migrate.downgrade(engine, "base")
     assert inspect(engine).get_table_names() == ["alembic_version"]
     migrate.upgrade(engine)
-    assert len(inspect(engine).get_table_names()) == 22
+    assert len(inspect(engine).get_table_names()) == 24
     engine.dispose()
 
 
@@ -61,7 +61,7 @@ def test_downgrade_to_base_and_upgrade_again_on_postgresql(pg_server_url: str) -
             ).scalar()
         assert functions == 0
         migrate.upgrade(engine)
-        assert len(inspect(engine).get_table_names()) == 22
+        assert len(inspect(engine).get_table_names()) == 24
     finally:
         engine.dispose()
         with admin.connect() as connection:

@@ -12,7 +12,7 @@ from models.base import Base
 from models.session import get_database
 from workers.settings import get_settings
 
-TASK_MODULES = ("workers.tasks.maintenance", "workers.tasks.sync")
+TASK_MODULES = ("workers.tasks.maintenance", "workers.tasks.schedules", "workers.tasks.sync")
 
 
 def _prepare_embedded_default() -> None:

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import event, or_, select, update
 from sqlalchemy.orm import Session
 
 from models.base import utcnow
+from models.bulk import bulk_insert
 from models.session import Database, PlugsSession
 from models.sync_state import OutboxMessage
 
@@ -49,23 +51,65 @@ def enqueue(
     return message
 
 
+def enqueue_many(
+    session: PlugsSession,
+    task_name: str,
+    messages: Sequence[tuple[uuid.UUID, list[str]]],
+) -> None:
+    """Write many ``task_name`` tasks, ``(organization_id, args)`` each, in one statement;
+    published after the commit like :func:`enqueue`'s (any session)."""
+    if not messages:
+        return
+    now = utcnow()
+    rows = [
+        OutboxMessage(id=uuid.uuid4(), organization_id=org, task_name=task_name, args=list(args))
+        for org, args in messages
+    ]
+    bulk_insert(
+        session,
+        OutboxMessage.__table__,
+        [
+            {
+                "id": m.id,
+                "organization_id": m.organization_id,
+                "task_name": task_name,
+                "args": m.args,
+                "publish_attempts": 0,
+                "created_at": now,
+            }
+            for m in rows
+        ],
+    )
+    session.info.setdefault(_PENDING, []).extend(rows)
+
+
 _PENDING = "outbox_pending"
 
 
 def _publish_committed(session: Session) -> None:
+    if session.get_nested_transaction() is not None:  # a savepoint: wait for the commit
+        return
     messages = session.info.pop(_PENDING, [])
     db, org = session.info.get("database"), session.info.get("organization_id")
-    if not messages or db is None or org is None:
+    if not messages or db is None:
         return
     try:
-        publish(db, org, messages)
+        if org is not None:
+            publish(db, org, messages)
+        elif "system_reason" in session.info:  # e.g. the scheduler, many organizations
+            publish_across(db, messages)
     except Exception:  # noqa: BLE001 - committed work is safe; the sweeper publishes it
         log.warning(
             "publishing %d outbox messages failed; the sweeper will", len(messages), exc_info=True
         )
 
 
-def _forget_rolled_back(session: Session, _previous: object = None) -> None:
+def _forget_rolled_back(session: Session, previous: Any = None) -> None:
+    if previous is not None and previous.nested:
+        # A savepoint rolled back: its rows left the session; the others still commit.
+        kept = [m for m in session.info.get(_PENDING, []) if m in session]
+        session.info[_PENDING] = kept
+        return
     session.info.pop(_PENDING, None)
 
 
@@ -80,6 +124,17 @@ def publish(db: Database, organization_id: uuid.UUID, messages: Iterable[OutboxM
         return 0
     sent = _send(due)
     with db.tenant(organization_id) as session:
+        _mark_published(session, sent)
+    return len(sent)
+
+
+def publish_across(db: Database, messages: Iterable[OutboxMessage]) -> int:
+    """:func:`publish` for rows of many organizations (written in a system session)."""
+    due = [m for m in messages if m.available_at is None or m.available_at <= utcnow()]
+    if not due:
+        return 0
+    sent = _send(due)
+    with db.system("outbox: mark published after commit") as session:
         _mark_published(session, sent)
     return len(sent)
 
@@ -116,9 +171,16 @@ def _send(messages: list[OutboxMessage]) -> list[uuid.UUID]:
     from workers.app import app
 
     sent = []
-    for message in messages:
-        app.send_task(message.task_name, args=list(message.args), task_id=str(message.id))
-        sent.append(message.id)
+    # One connection, and on Redis one pipeline per 500 messages (kombu's publish batch).
+    with app.producer_or_acquire() as producer, producer.batch(500):
+        for message in messages:
+            app.send_task(
+                message.task_name,
+                args=list(message.args),
+                task_id=str(message.id),
+                producer=producer,
+            )
+            sent.append(message.id)
     return sent
 
 

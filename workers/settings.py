@@ -67,6 +67,24 @@ class Settings(BaseSettings):
         description="Let connectors call loopback/private addresses (local vendor simulators only).",
     )
     integration_log_retention_days: int = Field(default=90, ge=1)
+    scheduler_tick_seconds: float = Field(
+        default=5.0,
+        ge=0.5,
+        le=60.0,
+        description="How often beat ticks scheduler.dispatch_due, which starts the due syncs.",
+    )
+    schedule_grace_seconds: int = Field(
+        default=300,
+        ge=10,
+        description="A schedule whose slot has not started this long after its due time is "
+        "reported overdue by the watchdog.",
+    )
+    token_refresh_margin_seconds: int = Field(
+        default=900,
+        ge=60,
+        description="Idle integrations whose OAuth access token expires within this margin "
+        "are refreshed by housekeeping.",
+    )
     log_level: str = "INFO"
 
     @model_validator(mode="after")

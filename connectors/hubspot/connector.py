@@ -193,6 +193,10 @@ class HubSpot(Connector):
     def parse_webhook(self, request: WebhookRequest) -> list[WebhookEvent]:
         return webhooks.parse(request)
 
+    def refresh_credentials(self, current: Mapping[str, Any]) -> dict[str, Any] | None:
+        """A new OAuth access token from the refresh token (None for private-app tokens)."""
+        return refresh_oauth_token(self.base_url, current)
+
     def auth(self) -> httpx.Auth:
         token = unwrap_secret(
             self.credentials.get("private_app_token") or self.credentials.get("token")
@@ -237,22 +241,28 @@ class HubSpotOAuth(httpx.Auth):
         yield request
 
     def _refresh(self, current: Mapping[str, Any]) -> dict[str, Any]:
-        form = {
-            name: unwrap_secret(current.get(name)) or ""
-            for name in ("refresh_token", "client_id", "client_secret")
-        }
-        with VendorClient(name="hubspot", base_url=self._connector.base_url) as client:
-            response = client.request(
-                "POST", TOKEN_PATH, data={"grant_type": "refresh_token", **form}
-            )
-        body = response.json()
-        if "access_token" not in body:
-            raise AuthError(
-                f"HubSpot refused the refresh token: {body.get('status') or body.get('error')}"
-            )
-        expires = datetime.now(UTC) + timedelta(seconds=int(body.get("expires_in", 1800)))
-        return {
-            "access_token": body["access_token"],
-            "refresh_token": body.get("refresh_token") or form["refresh_token"],
-            "expires_at": expires.isoformat(),
-        }
+        return self._connector.refresh_credentials(current) or {}
+
+
+def refresh_oauth_token(base_url: str, current: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A new access token for the OAuth credentials in ``current`` (None without a refresh
+    token); raises :class:`AuthError` when HubSpot refuses the refresh token."""
+    if not unwrap_secret(current.get("refresh_token")):
+        return None
+    form = {
+        name: unwrap_secret(current.get(name)) or ""
+        for name in ("refresh_token", "client_id", "client_secret")
+    }
+    with VendorClient(name="hubspot", base_url=base_url) as client:
+        response = client.request("POST", TOKEN_PATH, data={"grant_type": "refresh_token", **form})
+    body = response.json()
+    if "access_token" not in body:
+        raise AuthError(
+            f"HubSpot refused the refresh token: {body.get('status') or body.get('error')}"
+        )
+    expires = datetime.now(UTC) + timedelta(seconds=int(body.get("expires_in", 1800)))
+    return {
+        "access_token": body["access_token"],
+        "refresh_token": body.get("refresh_token") or form["refresh_token"],
+        "expires_at": expires.isoformat(),
+    }

@@ -47,9 +47,9 @@ def cli(verbose: bool) -> None:
 
 
 def _register() -> None:
-    from workers.cli import accounts, db, demo, integrations, keys, processes
+    from workers.cli import accounts, db, demo, integrations, keys, processes, schedules
 
-    for module in (db, accounts, integrations, processes, demo, keys):
+    for module in (db, accounts, integrations, schedules, processes, demo, keys):
         for command in module.COMMANDS:
             cli.add_command(command)
 

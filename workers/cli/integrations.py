@@ -15,6 +15,8 @@ from connectors.registry import installed
 from models.errors import PlugsError
 from models.integrations import IntegrationLog
 from models.session import get_database
+from scheduler.schedules import set_schedule
+from scheduler.timing import Timing
 from workers.cli.params import KEY_VALUE, UUID
 
 FINISHED = ("success", "failed", "partial")
@@ -37,14 +39,23 @@ def integrations_group() -> None:
     multiple=True,
     help="key=value, repeatable (e.g. base_url=https://...).",
 )
+@click.option("--schedule", "every", help="Sync on an interval, e.g. 'every 15m'.")
+@click.option("--cron", help="Sync on a cron expression, e.g. '0 * * * *'.")
+@click.option("--timezone", help="IANA time zone of --cron (default UTC).")
 def add(
     provider: str,
     org_id: uuid.UUID,
     token: str | None,
     credentials_json: str | None,
     settings: tuple[tuple[str, str], ...],
+    every: str | None,
+    cron: str | None,
+    timezone: str | None,
 ) -> None:
     """Connect an organization to PROVIDER and print the integration's id."""
+    timing = None
+    if every or cron or timezone:  # checked before anything is written
+        timing = Timing.parse(every=every, cron=cron, timezone=timezone)
     credentials: dict[str, Any] = {}
     if credentials_json:
         try:
@@ -58,6 +69,8 @@ def add(
     created = integrations.add_integration(
         get_database(), org_id, provider, credentials, dict(settings)
     )
+    if timing is not None:
+        set_schedule(get_database(), created.id, timing)
     click.echo(created.id)
 
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+from connectors import token_refresh
+from models.session import get_database
+from scheduler import schedules
 from workers import housekeeping
 from workers.app import app
 from workers.base_task import PlugsTask
+from workers.settings import get_settings
 
 
 @app.task(base=PlugsTask, name="maintenance.ping")
@@ -20,3 +24,17 @@ def ping() -> dict[str, Any]:
 def purge_integration_logs(retention_days: int | None = None) -> dict[str, int]:
     """Delete finished integration_logs rows older than the retention period."""
     return {"deleted": housekeeping.purge_integration_logs(retention_days)}
+
+
+@app.task(base=PlugsTask, name="maintenance.purge_schedule_slots")
+def purge_schedule_slots(retention_days: int | None = None) -> dict[str, int]:
+    """Delete schedule slot records older than the integration_logs retention period."""
+    days = retention_days or get_settings().integration_log_retention_days
+    return {"deleted": schedules.purge_slots(get_database(), days)}
+
+
+@app.task(base=PlugsTask, name="maintenance.refresh_idle_tokens")
+def refresh_idle_tokens() -> dict[str, int]:
+    """Refresh the OAuth tokens of idle integrations that expire within the margin."""
+    report = token_refresh.refresh_idle(get_database())
+    return {"checked": report.checked, "refreshed": report.refreshed, "failed": report.failed}

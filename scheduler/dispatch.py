@@ -1,0 +1,389 @@
+"""The beat tick: claim the due schedules, record their slots, open their runs.
+
+Each batch is one transaction of a system session:
+
+1. claim up to ``batch_size`` schedules with ``next_run_at <= now``, oldest first,
+   ``FOR UPDATE OF sync_schedules SKIP LOCKED`` on PostgreSQL: two beats' ticks split the
+   due rows instead of waiting for (or repeating) each other.  SQLite has no SKIP LOCKED:
+   the batch takes the database's write lock first, which serialises ticks;
+2. per schedule, the slot it stands for at ``now``: the latest due time (after downtime
+   the missed ones are folded into it and counted, not run one by one);
+3. insert one ``schedule_slots`` row per slot, ``ON CONFLICT (schedule_id, slot) DO
+   NOTHING RETURNING``: the unique key is the real guard -- a slot another tick already
+   took returns nothing here and gets no run;
+4. a slot whose integration has a sync still ``running`` is recorded ``skipped`` (never
+   overlapped); the others get a run -- the rows :func:`connectors.sync.open_run` writes,
+   opened in bulk by :func:`connectors.run_batch.open_runs` -- in this transaction, with
+   ``{"slot": ..., "schedule_id": ...}`` in its request_data;
+5. ``next_run_at`` moves to the first due time after ``now``.
+
+Schedules of paused integrations move on without a slot (a resumed one continues at its
+next due time); schedules of deleted integrations are removed.  Run page tasks go through
+the outbox and are published right after each batch commits.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, bindparam, delete, select, text, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from connectors.run_batch import IntegrationRef, RunRequest, open_runs
+from models.audit_trail import jsonable
+from models.base import utcnow
+from models.integrations import Integration, IntegrationLog
+from models.schedules import ScheduleSlot, SyncSchedule
+from models.session import Database, PlugsSession
+from scheduler.timing import Due, Timing
+
+log = logging.getLogger(__name__)
+BATCH_SIZE = 500
+#: A tick stops claiming after this long; the next tick goes on where it stopped.
+TICK_BUDGET_SECONDS = 120.0
+STILL_RUNNING = "a run of this integration is still running"
+
+
+@dataclass
+class TickReport:
+    """What one tick did (the task's result, shown in Flower)."""
+
+    started: int = 0
+    skipped: int = 0
+    #: Slots another tick had already recorded (the unique key held).
+    taken: int = 0
+    paused: int = 0
+    removed: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+    #: Of ``seconds``: committing the batches and publishing their page tasks to the broker.
+    commit_seconds: float = 0.0
+    run_ids: list[str] = field(default_factory=list, repr=False)
+
+    def summary(self) -> dict[str, Any]:
+        """The counts, JSON-able."""
+        return {
+            "started": self.started,
+            "skipped": self.skipped,
+            "taken": self.taken,
+            "paused": self.paused,
+            "removed": self.removed,
+            "batches": self.batches,
+            "seconds": round(self.seconds, 3),
+            "commit_seconds": round(self.commit_seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class DueRow:
+    """A claimed schedule with what the tick needs of its integration (a plain row: the
+    tick loads no ORM objects, thousands of them would cost more than the SQL)."""
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    integration_id: uuid.UUID
+    kind: str
+    every_seconds: int | None
+    cron: str | None
+    timezone: str
+    streams: list[str]
+    next_run_at: datetime
+    provider: str
+    settings: dict[str, Any]
+    is_active: bool
+    is_deleted: bool
+
+    def due(self, now: datetime) -> Due:
+        """The slot this schedule stands for at ``now``."""
+        return Timing(self.kind, self.every_seconds, self.cron, self.timezone).due(
+            self.next_run_at, now
+        )
+
+
+@dataclass
+class _Claim:
+    """One claimed schedule of an active integration and the slot it stands for."""
+
+    row: DueRow
+    due: Due
+    slot_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    status: str = "started"
+    reason: str | None = None
+    run_id: uuid.UUID | None = None
+
+
+def dispatch_due(
+    db: Database,
+    *,
+    now: datetime | None = None,
+    batch_size: int = BATCH_SIZE,
+    budget: float = TICK_BUDGET_SECONDS,
+) -> TickReport:
+    """Start every schedule due at ``now`` (default: the current time); see the module."""
+    now = now or utcnow()
+    report = TickReport()
+    started = time.monotonic()
+    while time.monotonic() - started < budget:
+        claimed = _dispatch_batch(db, now, batch_size, report)
+        report.batches += 1
+        if claimed < batch_size:
+            break
+    report.seconds = time.monotonic() - started
+    if report.started or report.skipped:
+        log.info("scheduler tick: %s", report.summary())
+    return report
+
+
+def _dispatch_batch(db: Database, now: datetime, size: int, report: TickReport) -> int:
+    with db.system("scheduler: dispatch due schedules") as session:
+        rows = _claim(session, now, size)
+        gone = [r.id for r in rows if r.is_deleted]
+        claims, moves = _plan([r for r in rows if not r.is_deleted], now, report)
+        if gone:
+            session.execute(delete(SyncSchedule).where(SyncSchedule.id.in_(gone)))
+        if claims:
+            _mark_running(session, claims)
+            fresh = _insert_slots(session, claims, now)
+            report.taken += len(claims) - len(fresh)
+            _open_runs(session, fresh, report)
+            _advance(session, claims, fresh, now)
+        _move_on(session, moves)
+        report.removed += len(gone)
+        work_done = time.monotonic()
+    report.commit_seconds += time.monotonic() - work_done  # commit, then publish the tasks
+    return len(rows)
+
+
+#: A schedule whose timing cannot be evaluated (a time zone gone from the system's database)
+#: is looked at again this much later instead of blocking the ticks.
+BROKEN_RETRY = timedelta(hours=1)
+
+
+def _plan(
+    rows: list[DueRow], now: datetime, report: TickReport
+) -> tuple[list[_Claim], list[tuple[uuid.UUID, datetime]]]:
+    """Claims of active integrations; new due times of paused ones (no slot) and broken ones."""
+    claims, moves = [], []
+    for row in rows:
+        try:
+            due = row.due(now)
+        except ValueError as exc:
+            log.error("schedule %s cannot be evaluated: %s", row.id, exc)
+            moves.append((row.id, now + BROKEN_RETRY))
+            continue
+        if row.is_active:
+            claims.append(_Claim(row, due))
+        else:
+            moves.append((row.id, due.following))
+            report.paused += 1
+    return claims, moves
+
+
+_DUE_COLUMNS = (
+    SyncSchedule.id,
+    SyncSchedule.organization_id,
+    SyncSchedule.integration_id,
+    SyncSchedule.kind,
+    SyncSchedule.every_seconds,
+    SyncSchedule.cron,
+    SyncSchedule.timezone,
+    SyncSchedule.streams,
+    SyncSchedule.next_run_at,
+    Integration.provider,
+    Integration.settings,
+    Integration.is_active,
+    Integration.is_deleted,
+)
+
+
+def _claim(session: PlugsSession, now: datetime, size: int) -> list[DueRow]:
+    """Lock up to ``size`` due schedules (skipping ones another tick holds) with their
+    integrations, soft-deleted ones included (their schedules are removed)."""
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    if not postgresql:  # take SQLite's write lock first: ticks run one at a time
+        session.execute(
+            update(SyncSchedule)
+            .where(SyncSchedule.next_run_at <= now)
+            .values(next_run_at=SyncSchedule.next_run_at)
+            .execution_options(synchronize_session=False)
+        )
+    query = (
+        select(*_DUE_COLUMNS)
+        .join(
+            Integration,
+            and_(
+                Integration.organization_id == SyncSchedule.organization_id,
+                Integration.id == SyncSchedule.integration_id,
+            ),
+        )
+        .where(SyncSchedule.next_run_at <= now)
+        .order_by(SyncSchedule.next_run_at)
+        .limit(size)
+        .execution_options(include_deleted=True)
+    )
+    if postgresql:
+        query = query.with_for_update(skip_locked=True, of=SyncSchedule)
+    return [DueRow(*row) for row in session.execute(query)]
+
+
+def _mark_running(session: PlugsSession, claims: list[_Claim]) -> None:
+    """Claims whose integration has a sync still running are skipped, not overlapped."""
+    ids = {c.row.integration_id for c in claims}
+    # A literal predicate, so PostgreSQL always plans it on the partial index of running runs.
+    running = set(
+        session.scalars(
+            select(IntegrationLog.integration_id)
+            .where(
+                IntegrationLog.integration_id.in_(ids), text("integration_logs.status = 'running'")
+            )
+            .distinct()
+        )
+    )
+    for claim in claims:
+        if claim.row.integration_id in running:
+            claim.status, claim.reason = "skipped", STILL_RUNNING
+
+
+def _insert_slots(session: PlugsSession, claims: list[_Claim], now: datetime) -> list[_Claim]:
+    """Record each claim's slot; returns the claims whose slot no other tick had taken."""
+    rows = [
+        {
+            "id": c.slot_id,
+            "organization_id": c.row.organization_id,
+            "schedule_id": c.row.id,
+            "integration_id": c.row.integration_id,
+            "slot": c.due.slot,
+            "status": c.status,
+            "run_id": None,
+            "missed": c.due.missed,
+            "reason": c.reason,
+            "created_at": now,
+        }
+        for c in claims
+    ]
+    if session.get_bind().dialect.name == "postgresql":
+        inserted = _insert_slots_postgresql(session, rows)
+    else:
+        statement = (
+            sqlite_insert(ScheduleSlot.__table__)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["schedule_id", "slot"])
+            .returning(ScheduleSlot.__table__.c.id)
+        )
+        inserted = set(session.execute(statement).scalars())
+    return [c for c in claims if c.slot_id in inserted]
+
+
+#: One statement for the whole batch: the rows travel as one JSON parameter.
+_SLOTS_SQL = text(
+    "INSERT INTO schedule_slots (id, organization_id, schedule_id, integration_id, slot, "
+    "status, run_id, missed, reason, created_at) "
+    "SELECT id, organization_id, schedule_id, integration_id, slot, status, run_id, missed, "
+    "reason, created_at FROM jsonb_populate_recordset(NULL::schedule_slots, CAST(:rows AS jsonb)) "
+    "ON CONFLICT (schedule_id, slot) DO NOTHING RETURNING id"
+)
+
+
+def _insert_slots_postgresql(session: PlugsSession, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
+    payload = json.dumps([{k: jsonable(v) for k, v in row.items()} for row in rows])
+    return {uuid.UUID(str(i)) for i in session.execute(_SLOTS_SQL, {"rows": payload}).scalars()}
+
+
+def _open_runs(session: PlugsSession, fresh: list[_Claim], report: TickReport) -> None:
+    """Open the runs of the fresh slots that are not skipped, in bulk, in this transaction
+    (a run that cannot be opened, e.g. its connector is gone, skips its slot only)."""
+    starting = [c for c in fresh if c.status == "started"]
+    requests = [
+        RunRequest(
+            IntegrationRef(
+                c.row.integration_id, c.row.organization_id, c.row.provider, c.row.settings
+            ),
+            streams=list(c.row.streams) or None,
+            trigger="schedule",
+            request={"slot": c.due.slot.isoformat(), "schedule_id": str(c.row.id)},
+        )
+        for c in starting
+    ]
+    open_runs(session, requests)
+    for claim, request in zip(starting, requests, strict=True):
+        if request.error is not None:
+            claim.status, claim.reason = "skipped", f"could not start: {request.error}"[:500]
+            log.warning("schedule %s: %s", claim.row.id, claim.reason)
+        else:
+            claim.run_id = request.run_id
+            report.run_ids.append(str(request.run_id))
+    report.started += sum(1 for c in fresh if c.status == "started")
+    report.skipped += sum(1 for c in fresh if c.status == "skipped")
+    _record_outcomes(session, fresh)
+
+
+def _record_outcomes(session: PlugsSession, fresh: list[_Claim]) -> None:
+    """Store each started slot's run id, and why a slot that was to start did not."""
+    table = ScheduleSlot.__table__
+    started = [{"slot_id": c.slot_id, "run": c.run_id} for c in fresh if c.run_id is not None]
+    failed = [
+        {"slot_id": c.slot_id, "why": c.reason}
+        for c in fresh
+        if c.status == "skipped" and c.reason != STILL_RUNNING
+    ]
+    connection = session.connection()
+    by_id = table.c.id == bindparam("slot_id")
+    if started:
+        connection.execute(update(table).where(by_id).values(run_id=bindparam("run")), started)
+    if failed:
+        statement = update(table).where(by_id).values(status="skipped", reason=bindparam("why"))
+        connection.execute(statement, failed)
+
+
+def _advance(
+    session: PlugsSession, claims: list[_Claim], fresh: list[_Claim], now: datetime
+) -> None:
+    """Every claimed schedule moves to its next due time; fresh slots are recorded on it."""
+    recorded = {id(c) for c in fresh}
+    _move_on(session, [(c.row.id, c.due.following) for c in claims if id(c) not in recorded])
+    table = SyncSchedule.__table__
+    for started in (True, False):
+        params = [
+            {
+                "schedule_id": c.row.id,
+                "following": c.due.following,
+                "slot": c.due.slot,
+                "status": c.status,
+                "run_id": c.run_id,
+            }
+            for c in fresh
+            if (c.run_id is not None) == started
+        ]
+        if not params:
+            continue
+        values: dict[str, Any] = {
+            "next_run_at": bindparam("following"),
+            "last_slot_at": bindparam("slot"),
+            "last_slot_status": bindparam("status"),
+            "updated_at": now,
+        }
+        if started:
+            values.update(last_run_at=now, last_run_id=bindparam("run_id"))
+        statement = update(table).where(table.c.id == bindparam("schedule_id")).values(values)
+        session.connection().execute(statement, params)
+
+
+def _move_on(session: PlugsSession, moves: list[tuple[uuid.UUID, datetime]]) -> None:
+    """Set ``next_run_at`` of schedules that get no slot now (paused, or taken already)."""
+    if not moves:
+        return
+    table = SyncSchedule.__table__
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("schedule_id"))
+        .values(next_run_at=bindparam("following"))
+    )
+    session.connection().execute(
+        statement, [{"schedule_id": i, "following": following} for i, following in moves]
+    )
