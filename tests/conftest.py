@@ -210,6 +210,18 @@ def thirdparty_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def acme_installed(thirdparty_site: Path) -> Iterator[Path]:
+    """The third-party connector on this test process's path too (workers have it)."""
+    from connectors import registry
+
+    sys.path.insert(0, str(thirdparty_site))
+    registry.refresh()
+    yield thirdparty_site
+    sys.path.remove(str(thirdparty_site))
+    registry.refresh()
+
+
+@pytest.fixture(scope="session")
 def platform_env(
     pg_database: dict[str, str], redis_url: str, thirdparty_site: Path
 ) -> Iterator[dict[str, str]]:
@@ -243,9 +255,10 @@ def platform_env(
         services.reload_settings()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def app_db(platform_env: dict[str, str]) -> Database:
-    """The process-wide database (get_database()) once platform_env is in force."""
+    """The process-wide database (get_database()) once platform_env is in force; taken anew
+    by every test, since a test that changes the settings replaces it."""
     from models.session import get_database
 
     return get_database()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -29,16 +27,6 @@ def acme_api(request: httpx.Request) -> httpx.Response:
         return httpx.Response(401, json={"error": "who are you"})
     offset, count = int(request.url.params["offset"]), int(request.url.params["count"])
     return httpx.Response(200, json={"people": PEOPLE[offset : offset + count]})
-
-
-@pytest.fixture(scope="module")
-def acme_installed(thirdparty_site: Path) -> Iterator[Path]:
-    """The third-party package on this process's path too."""
-    sys.path.insert(0, str(thirdparty_site))
-    registry.refresh()
-    yield thirdparty_site
-    sys.path.remove(str(thirdparty_site))
-    registry.refresh()
 
 
 def test_an_unknown_provider_lists_the_installed_ones() -> None:

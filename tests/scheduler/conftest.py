@@ -3,7 +3,6 @@ simulator has nobody to sync), integrations with schedules, and reading what bea
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,7 +13,6 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from connectors import registry
 from connectors.integrations import add_integration
 from connectors.simulator_server import RunningServer, serve
 from models import IntegrationLog, ScheduleSlot
@@ -29,16 +27,6 @@ def empty_acme(request: httpx.Request) -> httpx.Response:
     if request.headers.get("Authorization") != "Bearer acme-token":
         return httpx.Response(401, json={"error": "who are you"})
     return httpx.Response(200, json={"people": []})
-
-
-@pytest.fixture(scope="module")
-def acme_installed(thirdparty_site: Path) -> Iterator[Path]:
-    """The third-party package on this process's path too (workers have it already)."""
-    sys.path.insert(0, str(thirdparty_site))
-    registry.refresh()
-    yield thirdparty_site
-    sys.path.remove(str(thirdparty_site))
-    registry.refresh()
 
 
 @pytest.fixture(scope="module")
