@@ -1,8 +1,8 @@
 """The sync engine: a run is an ``integration_logs`` row plus one chain of page tasks per stream.
 
 ``start_run`` (:mod:`connectors.runs`) writes the run, a :class:`SyncStreamRun` per stream
-and the first page task (outbox) in one transaction.  ``run_page`` fetches one vendor page outside any transaction,
-then in one transaction: checks the page is still the stream's current one (a redelivered
+and the first page task (outbox) in one transaction.  For each page, a page task
+(:func:`run_pages`) fetches the vendor page outside any transaction, then in one transaction: checks the page is still the stream's current one (a redelivered
 task finds it is not and does nothing), upserts the records, writes the page's outcome,
 moves the cursor, and either enqueues the next page or finishes the stream.  The last
 stream to finish closes the run: counts are sums of page outcomes, never counters.
@@ -101,16 +101,6 @@ def run_pages(
         if report.state != "page" or last or claimed is None:
             return total
     return total
-
-
-def run_page(
-    db: Database, org_id: uuid.UUID, stream_run_id: uuid.UUID, *, chain: bool = True
-) -> PageReport:
-    """Fetch, store and account for the current page of one stream; see the module docstring.
-
-    With ``chain`` the next page's task is enqueued (outbox) in the page's transaction.
-    """
-    return _run_page(db, org_id, stream_run_id, chain=chain)[0]
 
 
 def _run_page(

@@ -221,11 +221,10 @@ def _apply_one_by_one(
     outcome: PageOutcome,
 ) -> PageOutcome:
     outcome.succeeded = outcome.written = 0
-    for item in mapped:
-        ids = _existing_ids(session, integration_id, stream.entity_type, [item.external_id])
+    for item in mapped:  # the same path, a record at a time, to isolate what is refused
         savepoint = session.begin_nested()
         try:
-            _upsert_one(session, integration_id, stream, item, ids, outcome)
+            _apply_in_bulk(session, integration_id, stream, [item], outcome)
             session.flush()
             savepoint.commit()
         except (IntegrityError, StatementError, LookupError, ValueError) as exc:
@@ -253,18 +252,6 @@ def _existing_ids(
         )
     )
     return {row.external_id: row for row in rows}
-
-
-def _upsert_one(
-    session: PlugsSession,
-    integration_id: uuid.UUID,
-    stream: Stream,
-    item: MappedRecord,
-    ids: dict[str, ExternalId],
-    outcome: PageOutcome,
-) -> None:
-    """One record through the ORM (the fallback that isolates a record the database refuses)."""
-    _apply_in_bulk(session, integration_id, stream, [item], outcome)
 
 
 def _load(session: PlugsSession, entity: type[Base], local_id: uuid.UUID) -> Base | None:
