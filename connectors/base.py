@@ -18,6 +18,7 @@ functions are pure: vendor record in, :class:`MappedRecord` out, or
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from connectors.ratelimit import Limit
     from models.base import Base
     from models.integrations import Integration
+    from models.session import PlugsSession
 
 JSONDict = dict[str, Any]
 
@@ -170,6 +172,15 @@ class WebhookEvent:
     payload: JSONDict
 
 
+@dataclass(frozen=True)
+class WebhookReply:
+    """The receiver's answer to a vendor's handshake (a validation GET or challenge)."""
+
+    status: int = 200
+    body: bytes = b""
+    media_type: str = "text/plain"
+
+
 class Connector:
     """Base class of every connector; subclasses only declare.
 
@@ -188,6 +199,8 @@ class Connector:
     rate_limit: ClassVar[Limit | None] = None
     #: Status code -> action overrides for this vendor (see connectors.http.STATUS_ACTIONS).
     status_actions: ClassVar[Mapping[int, Any]] = {}
+    #: Webhook deliveries larger than this are refused (413) before they are read whole.
+    webhook_max_bytes: ClassVar[int] = 1 << 20
 
     def __init__(self, integration: Integration, credentials: Mapping[str, Any]) -> None:
         self.integration = integration
@@ -228,6 +241,30 @@ class Connector:
 
     def parse_webhook(self, request: WebhookRequest) -> list[WebhookEvent]:
         """The events of a verified delivery; raise ``ValueError`` for a malformed body."""
+        raise ConfigError(f"{self.provider} does not receive webhooks")
+
+    def webhook_handshake(self, request: WebhookRequest) -> WebhookReply | None:
+        """Answer a request that is a vendor's validation rather than a delivery (Mailchimp's
+        GET, Zoom's ``endpoint.url_validation``, Graph's ``validationToken``), or None when
+        it is a delivery.  Called before :meth:`verify_webhook`: a handshake that the vendor
+        signs is verified here.  Raise ``AuthError``/``ValueError`` to refuse it."""
+        return None
+
+    def webhook_delivery_id(self, request: WebhookRequest, events: Sequence[WebhookEvent]) -> str:
+        """The key a delivery is stored once under: the vendor's delivery id where it sends
+        one, else (the default) a hash of its events' ids, so that a retry of the same events
+        with a new attempt number is recognised as the same delivery."""
+        keys = "\n".join(sorted(event.event_id for event in events))
+        return hashlib.sha256(keys.encode()).hexdigest()
+
+    def apply_webhook_event(self, session: PlugsSession, event: WebhookEvent) -> None:
+        """Apply one verified event in ``session`` (the organization's transaction; the
+        framework wraps each event in a savepoint and writes the run's integration_logs row).
+
+        It must be idempotent: the same event applied twice changes nothing the second time.
+        Raise :class:`~connectors.errors.SkippableRecordError` (or ``ValueError``) for an
+        event that cannot be applied: a per-event failure, with its reason.  Events of kinds
+        the connector does not act on are simply returned from (counted as succeeded)."""
         raise ConfigError(f"{self.provider} does not receive webhooks")
 
     def refresh_credentials(self, current: Mapping[str, Any]) -> dict[str, Any] | None:

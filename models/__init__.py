@@ -20,6 +20,7 @@ from models.sync_state import (
     SyncPageOutcome,
     SyncStreamRun,
 )
+from models.webhooks import WebhookDelivery, WebhookSubscription
 
 __all__ = [
     "AnalyticsEvent",
@@ -46,4 +47,6 @@ __all__ = [
     "SyncSchedule",
     "SyncStreamRun",
     "User",
+    "WebhookDelivery",
+    "WebhookSubscription",
 ]
