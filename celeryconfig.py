@@ -11,6 +11,7 @@ from __future__ import annotations
 from kombu import Exchange, Queue
 
 from scheduler.housekeeping import housekeeping_schedule
+from workers.queues import QUEUES, ROUTES
 from workers.settings import get_settings
 
 _settings = get_settings()
@@ -60,13 +61,8 @@ worker_eta_task_limit = 1000
 worker_hijack_root_logger = False
 
 task_default_queue = "default"
-QUEUES = ("default", "maintenance", "syncs")
 task_queues = tuple(Queue(name, Exchange(name), routing_key=name) for name in QUEUES)
-task_routes = {
-    "maintenance.*": {"queue": "maintenance", "routing_key": "maintenance"},
-    "sync.*": {"queue": "syncs", "routing_key": "syncs"},
-    "scheduler.*": {"queue": "default", "routing_key": "default"},
-}
+task_routes = {pattern: {"queue": q, "routing_key": q} for pattern, q in ROUTES.items()}
 
 beat_schedule = housekeeping_schedule(_settings.scheduler_tick_seconds)
 timezone = "UTC"

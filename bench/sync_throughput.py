@@ -28,10 +28,10 @@ from psycopg.types.json import Jsonb
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
 from bench.environment import scratch_database, scratch_redis  # noqa: E402
 from connectors.hubspot.simulator import HubSpotSimulator  # noqa: E402
 from connectors.simulator_server import serve  # noqa: E402
+from workers.queues import QUEUES  # noqa: E402
 
 RAW_TABLE = """CREATE TABLE IF NOT EXISTS bench_raw_contacts (
     external_id text PRIMARY KEY, first_name text, last_name text, email text, phone text,
@@ -171,7 +171,7 @@ def ours(base_url: str, env: dict[str, str], contacts: int, data_dir: Path) -> t
             "--loglevel",
             "WARNING",
             "--queues",
-            "default,maintenance,syncs",
+            ",".join(QUEUES),
             "--without-mingle",
             "--without-gossip",
         ],

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import redis
 
+from workers.queues import QUEUES
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
@@ -141,7 +143,7 @@ def start_worker(
                 "--loglevel",
                 "INFO",
                 "--queues",
-                "default,maintenance,syncs",
+                ",".join(QUEUES),
                 "--without-mingle",
                 "--without-gossip",
                 "--hostname",

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from models import IntegrationLog, Organization, User, accounts, migrate
 from models.errors import PlugsError
 from models.session import get_database, make_engine
+from workers.queues import QUEUES
 from workers.settings import get_settings
 
 DEMO_ORG = "The Plugs Demo"
@@ -56,7 +57,7 @@ def _start_worker(log: Path) -> subprocess.Popen[bytes]:
         "--pool",
         "solo",
         "--queues",
-        "default,maintenance,syncs",
+        ",".join(QUEUES),
         "--loglevel",
         "WARNING",
         "--without-mingle",
