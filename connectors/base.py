@@ -201,6 +201,8 @@ class Connector:
     status_actions: ClassVar[Mapping[int, Any]] = {}
     #: Webhook deliveries larger than this are refused (413) before they are read whole.
     webhook_max_bytes: ClassVar[int] = 1 << 20
+    #: The status a stored delivery is acknowledged with (Graph expects 202).
+    webhook_ack_status: ClassVar[int] = 200
 
     def __init__(self, integration: Integration, credentials: Mapping[str, Any]) -> None:
         self.integration = integration

@@ -274,3 +274,17 @@ def _set_deleted(row: Base, deleted: bool) -> None:
         row.soft_delete()
     elif not deleted and row.is_deleted:
         row.restore()
+
+
+def delete_external(
+    session: PlugsSession, integration_id: uuid.UUID, stream: Stream, external_id: str
+) -> bool:
+    """Soft-delete our row of the vendor's ``external_id`` (a deletion webhook); False when
+    we never synced it.  Deleting what is already deleted changes nothing."""
+    known = _existing_ids(session, integration_id, stream.entity_type, [external_id])
+    link = known.get(external_id)
+    row = _load(session, stream.entity, link.local_id) if link is not None else None
+    if row is None:
+        return False
+    _set_deleted(row, True)
+    return True

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from connectors import loading, upsert
 from connectors.base import (
     BearerAuth,
     Connector,
@@ -25,7 +26,7 @@ from connectors.base import (
     WebhookRequest,
     unwrap_secret,
 )
-from connectors.errors import AuthError, ConfigError
+from connectors.errors import AuthError, ConfigError, SkippableRecordError
 from connectors.http import VendorClient
 from connectors.hubspot import webhooks
 from connectors.hubspot.mapping import (
@@ -39,10 +40,16 @@ from connectors.hubspot.mapping import (
 from connectors.hubspot.paging import CrmPaginator, fetch_by_ids
 from connectors.ratelimit import Limit
 from models.contacts import Contact, ContactInteraction
+from models.session import PlugsSession
 
 BASE_URL = "https://api.hubapi.com"
 CONTACTS_PATH = "/crm/v3/objects/contacts"
 TOKEN_PATH = "/oauth/v1/token"
+#: Contact events that re-read the contact, and those that delete it.
+CONTACT_CHANGES = frozenset(
+    {"contact.creation", "contact.propertyChange", "contact.restore", "contact.merge"}
+)
+CONTACT_DELETIONS = frozenset({"contact.deletion", "contact.privacyDeletion"})
 BATCH_SIZE = 100  # HubSpot's batch endpoints take at most 100 inputs
 #: Burst limits per 10 s by tier (private apps); OAuth apps get 110.
 TIER_LIMITS = {"free": 100, "starter": 100, "professional": 190, "enterprise": 190, "oauth": 110}
@@ -192,6 +199,30 @@ class HubSpot(Connector):
 
     def parse_webhook(self, request: WebhookRequest) -> list[WebhookEvent]:
         return webhooks.parse(request)
+
+    def apply_webhook_event(self, session: PlugsSession, event: WebhookEvent) -> None:
+        """A contact event updates the contact now, not at the next scheduled sync: the
+        contact is read again from HubSpot and upserted through the same mapping and
+        external-id map as a sync (so an echo of our own write-back changes nothing); a
+        deletion soft-deletes it.  Other objects' events are not acted on."""
+        if not event.kind.startswith("contact.") or event.object_id is None:
+            return
+        stream = self.stream("contacts")
+        if event.kind in CONTACT_DELETIONS:
+            upsert.delete_external(session, self.integration.id, stream, event.object_id)
+            return
+        if event.kind not in CONTACT_CHANGES:
+            return
+        assert stream.fetch_by_ids is not None
+        client = loading.client_for(self)
+        records = stream.fetch_by_ids(client, stream, [event.object_id])
+        if not records:
+            raise SkippableRecordError(
+                f"HubSpot has no contact {event.object_id} any more", record_id=event.object_id
+            )
+        outcome = upsert.apply_page(session, self.integration.id, stream, records)
+        if outcome.failures:
+            raise SkippableRecordError(outcome.failures[0]["reason"], record_id=event.object_id)
 
     def refresh_credentials(self, current: Mapping[str, Any]) -> dict[str, Any] | None:
         """A new OAuth access token from the refresh token (None for private-app tokens)."""

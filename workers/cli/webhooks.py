@@ -1,0 +1,58 @@
+"""`plugs webhooks`: run the HTTP app (webhook receiver, feed, health, metrics) and replay
+stored deliveries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+
+from workers.cli.params import UUID
+
+
+@click.group("webhooks", invoke_without_command=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.pass_context
+def webhooks(ctx: click.Context, host: str, port: int, workers: int) -> None:
+    """Serve the webhook receiver (POST /webhooks/{provider}/{integration_id}), the in-app
+    feed (/feed), /healthz, /readyz and /metrics with uvicorn."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import uvicorn
+
+    uvicorn.run(
+        "workers.http.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        proxy_headers=True,
+        access_log=False,
+    )
+
+
+@webhooks.command("replay")
+@click.option("--integration", "integration_id", type=UUID, required=True)
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]),
+    help="Only deliveries received since then (UTC).",
+)
+@click.option("--failed", "failed_only", is_flag=True, help="Only deliveries that failed.")
+def replay(integration_id, since: datetime | None, failed_only: bool) -> None:  # type: ignore[no-untyped-def]
+    """Process stored deliveries of an integration again (effects are idempotent)."""
+    from connectors.integrations import organization_of
+    from models.session import get_database
+    from workers import inbox
+
+    db = get_database()
+    org_id = organization_of(db, integration_id)
+    since_utc = since.replace(tzinfo=UTC) if since is not None else None
+    count = inbox.replay(db, org_id, integration_id, since=since_utc, failed_only=failed_only)
+    click.echo(f"{count} deliveries enqueued for processing")
+
+
+COMMANDS = [webhooks]

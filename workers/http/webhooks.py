@@ -1,0 +1,222 @@
+"""The webhook receiver: ``/webhooks/{provider}/{integration_id}`` for every connector.
+
+Order of work for every request (DESIGN.md 2.2, notes/reliability.md 3-4):
+
+1. refuse a body over the size limit with 413 before reading it whole (Content-Length
+   first, then while streaming);
+2. find the integration: unknown, inactive, deleted or of another provider -> 404, the
+   same answer for all of them;
+3. a vendor handshake (Mailchimp's GET, Zoom's url_validation, Graph's validationToken)
+   is answered by the connector;
+4. verify the signature on the raw bytes with the integration's secret -> 401;
+5. parse the events (malformed -> 400 with a short reason);
+6. store the delivery in the inbox (``ON CONFLICT DO NOTHING`` on the vendor's delivery
+   id) and commit; if that fails the answer is 503, never 2xx;
+7. answer 2xx, then enqueue ``webhooks.process`` (a lost message is re-enqueued by the
+   inbox sweeper: the stored row is the record, the broker only a transport).
+
+Nothing here calls a vendor.  The database work runs in the thread pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from threading import Lock
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from connectors import loading
+from connectors.base import Connector, WebhookRequest
+from connectors.errors import AuthError, ConfigError, PlugsError
+from models.integrations import Integration
+from models.session import get_database
+from workers import inbox
+from workers.metrics import WEBHOOK_DELIVERIES
+from workers.settings import get_settings
+
+log = logging.getLogger(__name__)
+#: How long a looked-up integration (and its decrypted credentials) is reused.
+CACHE_SECONDS = 5.0
+
+
+class _Refused(Exception):
+    """A request answered with ``status`` and a short public ``reason``."""
+
+    def __init__(self, status: int, reason: str, metric: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason, self.metric = status, reason, metric
+
+
+@dataclass(frozen=True)
+class _Known:
+    connector: Connector | None  # None: no such (active) integration
+    expires: float
+
+
+_cache: dict[tuple[str, str], _Known] = {}
+_cache_lock = Lock()
+
+
+def _connector(provider: str, integration_id: str) -> Connector:
+    """The integration's connector (cached briefly), or 404 for anything not receivable."""
+    key = (provider, integration_id)
+    now = time.monotonic()
+    known = _cache.get(key)
+    if known is None or known.expires < now:
+        known = _Known(_lookup(provider, integration_id), now + CACHE_SECONDS)
+        with _cache_lock:
+            if len(_cache) > 10_000:
+                _cache.clear()
+            _cache[key] = known
+    if known.connector is None:
+        raise _Refused(404, "not found", "unknown_integration")
+    return known.connector
+
+
+def _lookup(provider: str, integration_id: str) -> Connector | None:
+    try:
+        wanted = uuid.UUID(integration_id)
+    except ValueError:
+        return None
+    with get_database().system("webhook receiver: find the integration") as session:
+        integration = session.scalar(select(Integration).where(Integration.id == wanted))
+        if integration is None or integration.provider != provider or not integration.is_active:
+            return None
+        session.expunge(integration)
+    try:
+        return loading.open_connector(integration)
+    except PlugsError as exc:  # no such connector installed, undecryptable credentials
+        log.warning("integration %s cannot receive webhooks: %s", integration_id, exc)
+        return None
+
+
+def forget_cached() -> None:
+    """Drop looked-up integrations (tests and credential changes)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise _Refused(400, "bad Content-Length", "malformed")
+        if int(declared) > limit:
+            raise _Refused(413, "body too large", "too_large")
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise _Refused(413, "body too large", "too_large")
+    except ClientDisconnect:
+        raise _Refused(400, "client went away", "disconnected") from None
+    return bytes(body)
+
+
+def _webhook_request(request: Request, body: bytes, received_at: float) -> WebhookRequest:
+    return WebhookRequest(
+        method=request.method,
+        url=str(request.url),
+        headers={k.lower(): v for k, v in request.headers.items()},
+        body=body,
+        received_at=received_at,
+    )
+
+
+def _receive(connector: Connector, request: WebhookRequest) -> tuple[Response, inbox.Stored | None]:
+    """Steps 3 to 6, in the thread pool."""
+    provider = connector.provider
+    try:
+        reply = connector.webhook_handshake(request)
+    except AuthError:
+        raise _Refused(401, "signature does not verify", "bad_signature") from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise _Refused(400, "malformed handshake", "malformed") from None
+    if reply is not None:
+        WEBHOOK_DELIVERIES.labels(provider, "accepted", "handshake").inc()
+        return Response(reply.body, reply.status, media_type=reply.media_type), None
+    if request.method != "POST":
+        raise _Refused(405, "method not allowed", "method")
+    try:
+        connector.verify_webhook(request)
+    except (AuthError, ConfigError):
+        raise _Refused(401, "signature does not verify", "bad_signature") from None
+    except (ValueError, UnicodeDecodeError):
+        raise _Refused(401, "signature does not verify", "bad_signature") from None
+    try:
+        events = connector.parse_webhook(request)
+        key = connector.webhook_delivery_id(request, events)
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError) as exc:
+        reason = f"malformed delivery: {type(exc).__name__}"
+        raise _Refused(400, reason, "malformed") from None
+    try:
+        with get_database().tenant(connector.integration.organization_id) as session:
+            stored = inbox.store(session, connector.integration, request, key, len(events))
+    except SQLAlchemyError as exc:
+        log.error("webhook inbox unavailable: %s", type(exc).__name__)
+        raise _Refused(503, "inbox unavailable, retry later", "inbox_unavailable") from None
+    WEBHOOK_DELIVERIES.labels(provider, "accepted", "stored" if stored.new else "duplicate").inc()
+    status = connector.webhook_ack_status
+    return Response(status_code=status), stored
+
+
+def _enqueue(stored: inbox.Stored) -> None:
+    """After the answer: hand the delivery to a worker (the sweeper covers a failure here)."""
+    from workers.app import app
+
+    try:
+        app.send_task(
+            inbox.PROCESS_TASK, args=[str(stored.organization_id), str(stored.delivery_id)]
+        )
+    except Exception as exc:  # noqa: BLE001 - the broker being down must not lose the row
+        log.warning(
+            "could not enqueue webhook delivery %s (%s); the sweeper will", stored.delivery_id, exc
+        )
+
+
+async def receive(request: Request) -> Response:
+    provider = str(request.path_params["provider"])
+    integration_id = str(request.path_params["integration_id"])
+    received_at = time.time()
+    label = provider if len(provider) <= 32 and provider.isidentifier() else "unknown"
+    try:
+        limit = get_settings().webhook_max_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise _Refused(413, "body too large", "too_large")
+        connector = await run_in_threadpool(_connector, provider, integration_id)
+        label = connector.provider
+        body = await _read_body(request, min(limit, connector.webhook_max_bytes))
+        vendor_request = _webhook_request(request, body, received_at)
+        response, stored = await run_in_threadpool(_receive, connector, vendor_request)
+    except _Refused as refused:
+        WEBHOOK_DELIVERIES.labels(label, "rejected", refused.metric).inc()
+        return JSONResponse({"error": refused.reason}, refused.status)
+    except SQLAlchemyError as exc:  # the integration lookup itself could not run
+        log.error("webhook receiver: database unavailable: %s", type(exc).__name__)
+        WEBHOOK_DELIVERIES.labels(label, "rejected", "inbox_unavailable").inc()
+        return JSONResponse({"error": "unavailable, retry later"}, 503)
+    if stored is not None and stored.new:
+        response.background = BackgroundTask(_enqueue, stored)
+    return response
+
+
+routes = [
+    Route(
+        "/webhooks/{provider}/{integration_id}",
+        receive,
+        methods=["GET", "POST"],
+    )
+]
+
+__all__ = ["forget_cached", "receive", "routes"]

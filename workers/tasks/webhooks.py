@@ -1,0 +1,35 @@
+"""Webhook tasks (queue ``webhooks``): process a stored delivery, sweep and prune the inbox."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict
+from typing import Any
+
+from models.session import get_database
+from workers import inbox
+from workers.app import app
+from workers.base_task import PlugsTask
+
+
+@app.task(base=PlugsTask, name="webhooks.process", max_retries=None)
+def process(organization_id: str, delivery_id: str) -> dict[str, Any]:
+    """Apply a stored delivery's events once and write its integration_logs row.
+
+    A vendor error worth retrying is retried with backoff by the base task; the delivery's
+    own attempt cap (``PLUGS_WEBHOOK_MAX_ATTEMPTS``) marks it failed with its reason.
+    """
+    report = inbox.process(get_database(), uuid.UUID(organization_id), uuid.UUID(delivery_id))
+    return asdict(report)
+
+
+@app.task(base=PlugsTask, name="webhooks.sweep_inbox")
+def sweep_inbox() -> dict[str, int]:
+    """Enqueue again stored deliveries whose task was lost."""
+    return {"enqueued": inbox.sweep(get_database())}
+
+
+@app.task(base=PlugsTask, name="webhooks.prune_inbox")
+def prune_inbox(retention_days: int | None = None) -> dict[str, int]:
+    """Delete processed deliveries older than the retention period."""
+    return {"deleted": inbox.prune(get_database(), retention_days=retention_days)}
