@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -179,3 +180,45 @@ def start_beat(env: dict[str, str], folder: Path, *, tick_seconds: float = 1.0) 
             preexec_fn=_die_with_parent,
         )
     return WorkerProcess(process, log, env)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_http(env: dict[str, str], folder: Path, *, port: int | None = None) -> WorkerProcess:
+    """Start the HTTP app (`plugs webhooks`) with ``env`` on a free port; returns once it
+    answers.  Its base URL is ``handle.env["base_url"]``."""
+    import httpx
+
+    port = port or free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PLUGS_")}
+    environment.update(env, PLUGS_DATA_DIR=str(folder / "var"))
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / f"http-{len(list(folder.glob('http-*.log')))}.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "workers.cli", "webhooks", "--port", str(port)],
+            env=environment,
+            cwd=ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+    handle = WorkerProcess(process, log, {**env, "base_url": f"http://127.0.0.1:{port}"})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the HTTP app exited: {handle.output()[-2000:]}")
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/webhooks/none/none", timeout=1)
+            return handle
+        except httpx.TransportError:
+            time.sleep(0.1)
+    handle.kill()
+    raise RuntimeError(f"the HTTP app did not answer within 60 s: {handle.output()[-2000:]}")
