@@ -160,4 +160,8 @@ def get_database() -> Database:
     """The process-wide database of the application role, from the settings."""
     from workers.settings import get_settings
 
-    return Database(get_settings().sqlalchemy_url())
+    settings = get_settings()
+    url = settings.sqlalchemy_url()
+    if url.startswith("sqlite"):
+        return Database(url)
+    return Database(url, pool_size=settings.database_pool_size)

@@ -22,6 +22,9 @@ def webhooks(ctx: click.Context, host: str, port: int, workers: int) -> None:
         return
     import uvicorn
 
+    from workers import logs
+
+    logs.configure()
     uvicorn.run(
         "workers.http.app:create_app",
         factory=True,
