@@ -1,0 +1,104 @@
+"""Write-back to Zoom: events become meetings, attendees become registrants.
+
+Events that ask for Zoom (``settings.meeting_platform == "zoom"``, see
+:mod:`connectors.zoom.mapping`) and are published get a meeting (``POST
+/users/{host}/meetings``); a later change of title, description or times updates it
+(``PATCH /meetings/{id}``); a cancelled event's meeting is deleted (``DELETE``).  Drafts and
+events that do not ask for Zoom are passed over.  The meeting id comes back through the
+pull stream ``meetings`` into the external-id map and ``venue_details``, so a second
+export creates nothing.  Attendees of such events are registered (``POST
+/meetings/{id}/registrants``) with their user's email and name.  Zoom refusing one row
+(400) fails that row only, with Zoom's reason.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+
+from connectors.base import PushResult
+from connectors.errors import SkippableRecordError
+from connectors.http import VendorClient
+from connectors.zoom.mapping import asks_for_zoom, meeting_body, registrant_body, registrant_key
+from models.events import Event
+from models.organizations import User
+from models.session import get_database
+
+
+def push_meetings(
+    client: VendorClient, rows: Sequence[Any], *, host: str = "me"
+) -> list[PushResult]:
+    """Create, update or delete each event's meeting; one :class:`PushResult` per event."""
+    return [_push_meeting(client, row, host) for row in rows]
+
+
+def _push_meeting(client: VendorClient, event: Any, host: str) -> PushResult:
+    if not asks_for_zoom(event):
+        return PushResult(event.id)
+    meeting_id = (event.venue_details or {}).get("meeting_id")
+    try:
+        if event.status == "cancelled":
+            if meeting_id:
+                client.request("DELETE", f"/meetings/{meeting_id}")  # 404: already gone
+            return PushResult(event.id, external_id=meeting_id)
+        if event.status == "draft":
+            return PushResult(event.id)
+        body = meeting_body(event)
+        if meeting_id:
+            response = client.request("PATCH", f"/meetings/{meeting_id}", json=body)
+            if response.status_code != 404:
+                return PushResult(event.id, external_id=str(meeting_id))
+        created = client.request("POST", f"/users/{host}/meetings", json=body)
+        if created.status_code == 404:
+            return PushResult(event.id, error=f"Zoom has no host user {host!r} (setting host_user)")
+        record = created.json()
+        return PushResult(event.id, external_id=str(record["id"]), record=record)
+    except SkippableRecordError as exc:
+        return PushResult(event.id, error=str(exc))
+
+
+def push_registrants(client: VendorClient, rows: Sequence[Any]) -> list[PushResult]:
+    """Register each attendee of a Zoom event with its user's email and name."""
+    if not rows:
+        return []
+    users, events = _lookups(rows)
+    results = []
+    for attendee in rows:
+        event, user = events.get(attendee.event_id), users.get(attendee.user_id)
+        meeting_id = ((event.venue_details or {}) if event else {}).get("meeting_id")
+        if event is None or not asks_for_zoom(event) or attendee.status == "cancelled":
+            results.append(PushResult(attendee.id))
+        elif not meeting_id:
+            results.append(PushResult(attendee.id, error="the event has no Zoom meeting yet"))
+        elif user is None:
+            results.append(PushResult(attendee.id, error="the attendee's user is gone"))
+        else:
+            results.append(_register(client, attendee.id, meeting_id, user))
+    return results
+
+
+def _register(client: VendorClient, local_id: uuid.UUID, meeting_id: str, user: Any) -> PushResult:
+    try:
+        response = client.request(
+            "POST", f"/meetings/{meeting_id}/registrants", json=registrant_body(user)
+        )
+    except SkippableRecordError as exc:
+        return PushResult(local_id, error=str(exc))
+    if response.status_code == 404:
+        reason = str(response.json().get("message") or "meeting or registration not found")
+        return PushResult(local_id, error=f"Zoom: {reason}")
+    key = registrant_key(meeting_id, response.json()["registrant_id"])
+    return PushResult(local_id, external_id=key)
+
+
+def _lookups(rows: Sequence[Any]) -> tuple[dict[Any, Any], dict[Any, Any]]:
+    """The users and events of these attendees (detached), in two queries."""
+    with get_database().tenant(rows[0].organization_id) as session:
+        users = session.scalars(select(User).where(User.id.in_({r.user_id for r in rows})))
+        events = session.scalars(select(Event).where(Event.id.in_({r.event_id for r in rows})))
+        found_users, found_events = {u.id: u for u in users}, {e.id: e for e in events}
+        session.expunge_all()
+    return found_users, found_events
