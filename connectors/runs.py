@@ -22,6 +22,7 @@ from models.integrations import Integration, IntegrationLog
 from models.session import ROW_LOCK, Database, PlugsSession
 from models.sync_state import SyncCursor, SyncPageOutcome, SyncStreamRun
 from workers import outbox
+from workers.notifications import producers
 
 #: How many failures a run keeps with their reasons in error_details (the count is exact).
 MAX_LISTED_FAILURES = 1000
@@ -162,6 +163,7 @@ def close_run_if_finished(session: PlugsSession, run_id: uuid.UUID) -> bool:
     run.message = _summary(run, broken)
     _advance_cursors(session, streams)
     _update_integration(session, run, broken)
+    producers.run_ended(session, run)  # a failed/partial run tells the admins, once
     return True
 
 

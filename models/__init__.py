@@ -10,6 +10,13 @@ from models.events import Event, EventAgendaItem, EventAttendee
 from models.expenses import Expense
 from models.integrations import Integration, IntegrationLog
 from models.media import Media, MediaCollection, MediaCollectionItem
+from models.notification_delivery import (
+    NotificationDelivery,
+    NotificationPreference,
+    NotificationProfile,
+    NotificationRequest,
+    PushDevice,
+)
 from models.notifications import Notification
 from models.organizations import Organization, User
 from models.schedules import ScheduleSlot, SyncSchedule
@@ -39,8 +46,13 @@ __all__ = [
     "MediaCollection",
     "MediaCollectionItem",
     "Notification",
+    "NotificationDelivery",
+    "NotificationPreference",
+    "NotificationProfile",
+    "NotificationRequest",
     "Organization",
     "OutboxMessage",
+    "PushDevice",
     "ScheduleSlot",
     "SyncCursor",
     "SyncPageOutcome",

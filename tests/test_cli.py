@@ -12,7 +12,9 @@ def migrated(plugs, tmp_path):  # type: ignore[no-untyped-def]
     env = {"PLUGS_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}"}
     result = plugs("db", "upgrade", env=env)
     assert result.returncode == 0, result.stderr
-    assert "database at revision 0003" in result.stdout
+    from models import migrate
+
+    assert f"database at revision {migrate.head_revision()}" in result.stdout
     return env
 
 

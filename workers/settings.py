@@ -12,9 +12,46 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SmtpServer(BaseModel):
+    """An SMTP relay for the email channel (the first that answers is used)."""
+
+    name: str = "smtp"
+    host: str
+    port: int = 587
+    #: Upgrade the connection with STARTTLS (refused if the server cannot); ``ssl`` is
+    #: implicit TLS (port 465).  Neither only for a local relay.
+    starttls: bool = True
+    ssl: bool = False
+    username: str | None = None
+    password: SecretStr | None = None
+    sender: str = "The Plugs <notifications@localhost>"
+    timeout: float = 15.0
+
+
+class SmsProvider(BaseModel):
+    """A Twilio-style SMS API (``POST {base_url}/2010-04-01/Accounts/{sid}/Messages.json``)."""
+
+    name: str = "twilio"
+    base_url: str = "https://api.twilio.com"
+    account_sid: str
+    auth_token: SecretStr
+    from_number: str
+
+
+class PushProvider(BaseModel):
+    """An FCM HTTP v1 style push API (``POST {base_url}/v1/projects/{project}/messages:send``)."""
+
+    name: str = "fcm"
+    base_url: str = "https://fcm.googleapis.com"
+    project_id: str
+    #: An OAuth 2.0 access token of the project's service account.
+    access_token: SecretStr
 
 
 class Settings(BaseSettings):
@@ -67,6 +104,31 @@ class Settings(BaseSettings):
         description="Let connectors call loopback/private addresses (local vendor simulators only).",
     )
     integration_log_retention_days: int = Field(default=90, ge=1)
+    database_pool_size: int = Field(
+        default=10,
+        ge=1,
+        le=200,
+        description="Connections each process keeps open to PostgreSQL (10 more on bursts).",
+    )
+    webhook_max_bytes: int = Field(
+        default=1 << 20,
+        ge=1024,
+        description="Webhook bodies larger than this are refused with 413 before being read.",
+    )
+    webhook_max_attempts: int = Field(
+        default=8, ge=1, description="Processing attempts of a webhook delivery before it fails."
+    )
+    webhook_sweep_after: int = Field(
+        default=120,
+        ge=5,
+        description="Seconds after which a stored, unprocessed webhook delivery is enqueued again.",
+    )
+    webhook_retention_days: int = Field(
+        default=30,
+        ge=2,
+        description="Processed webhook deliveries are kept this long (longer than any vendor's "
+        "retry horizon: HubSpot retries for 24 h), so redeliveries are still recognised.",
+    )
     scheduler_tick_seconds: float = Field(
         default=5.0,
         ge=0.5,
@@ -85,7 +147,49 @@ class Settings(BaseSettings):
         description="Idle integrations whose OAuth access token expires within this margin "
         "are refreshed by housekeeping.",
     )
+    smtp_servers: list[SmtpServer] = Field(
+        default_factory=list,
+        description="Email channel: SMTP relays in order of preference, as JSON, e.g. "
+        '[{"host": "smtp.example.com", "port": 587, "username": "u", "password": "p"}].',
+    )
+    sms_providers: list[SmsProvider] = Field(
+        default_factory=list,
+        description="SMS channel: Twilio-style providers in order of preference (JSON list).",
+    )
+    push_providers: list[PushProvider] = Field(
+        default_factory=list,
+        description="Push channel: FCM HTTP v1 style providers in order of preference (JSON).",
+    )
+    feed_secret: SecretStr | None = Field(
+        default=None,
+        description="Key that signs the per-user tokens of the in-app notification feed.",
+    )
+    notification_max_attempts: int = Field(default=5, ge=1, le=50)
+    notification_retry_seconds: float = Field(
+        default=30.0,
+        ge=0.0,
+        description="First wait before a failed notification delivery is tried again; doubles.",
+    )
+    notification_chunk_size: int = Field(default=500, ge=1, le=5000)
+    reminder_lead_hours: float = Field(
+        default=24.0, gt=0, description="Event reminders go to attendees this long ahead."
+    )
     log_level: str = "INFO"
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto",
+        description="json: one JSON object a line (containers, log shippers); text: for a "
+        "person at a terminal; auto: text when stderr is a terminal, JSON otherwise.",
+    )
+    metrics_integration_labels: bool = Field(
+        default=False,
+        description="Label the sync-lag gauge by integration id too (one series per "
+        "integration: only for installations with few integrations).",
+    )
+    metrics_window_seconds: int = Field(
+        default=3600,
+        ge=60,
+        description="The sync run, record and duration metrics cover runs started this long ago.",
+    )
 
     @model_validator(mode="after")
     def _limits_fit_the_visibility_timeout(self) -> Settings:

@@ -39,17 +39,41 @@ def _first_line(exc: BaseException) -> str:
 @click.option("--verbose", "-v", is_flag=True, help="Log at DEBUG level.")
 def cli(verbose: bool) -> None:
     """The Plugs: integration syncs, webhooks and notifications on Celery."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from workers.logs import configure
+
+    configure(logging.DEBUG if verbose else logging.WARNING)
 
 
 def _register() -> None:
-    from workers.cli import accounts, db, demo, integrations, keys, processes, schedules
+    from workers.cli import (
+        accounts,
+        db,
+        demo,
+        flower,
+        integrations,
+        keys,
+        notify,
+        processes,
+        schedules,
+        status,
+        up,
+        webhooks,
+    )
 
-    for module in (db, accounts, integrations, schedules, processes, demo, keys):
+    for module in (
+        db,
+        accounts,
+        integrations,
+        schedules,
+        processes,
+        demo,
+        keys,
+        webhooks,
+        notify,
+        status,
+        flower,
+        up,
+    ):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -14,8 +14,14 @@ PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_
 
 
 def _run_celery(argv: list[str]) -> None:
-    from workers.app import app
+    import sys
 
+    from workers.app import app
+    from workers.logs import resolve_format
+
+    # Celery prints its startup banner rather than logging it: JSON logs stay JSON lines.
+    if resolve_format(get_settings().log_format, sys.stderr) == "json":
+        argv = ["--quiet", *argv]
     app.start(argv)
 
 
