@@ -33,6 +33,7 @@ from models.base import utcnow
 from models.integrations import Integration, IntegrationLog
 from models.session import ROW_LOCK, Database, PlugsSession
 from models.webhooks import WebhookDelivery
+from workers.notifications import producers
 from workers.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -286,14 +287,9 @@ def _note_error(db: Database, org_id: uuid.UUID, delivery_id: uuid.UUID, reason:
 
 
 def _notify_if_failing(session: PlugsSession, run: IntegrationLog) -> None:
-    """Tell the organization's admins about a failed or partial run (once per incident)."""
-    if run.status not in ("failed", "partial"):
-        return
-    try:
-        from workers.notifications.producers import run_ended
-    except ImportError:  # the notifications package is optional in a slim install
-        return
-    run_ended(session, run)
+    """Tell the organization's admins about a failed or partial run (once per incident;
+    the producer decides)."""
+    producers.run_ended(session, run)
 
 
 def sweep(db: Database, *, after: timedelta | None = None) -> int:
