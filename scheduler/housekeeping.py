@@ -35,8 +35,33 @@ def housekeeping_schedule(tick_seconds: float = TICK_SECONDS) -> dict[str, dict[
             "schedule": 15.0,
             "options": {"expires": 14},
         },
+        "sweep-webhook-inbox": {
+            "task": "webhooks.sweep_inbox",
+            "schedule": 30.0,
+            "options": {"expires": 29},
+        },
+        "prune-webhook-inbox": {
+            "task": "webhooks.prune_inbox",
+            "schedule": crontab(minute="37", hour="3"),
+            "options": {"expires": 3600},
+        },
         "refresh-idle-tokens": {
             "task": "maintenance.refresh_idle_tokens",
+            "schedule": 300.0,
+            "options": {"expires": 290},
+        },
+        "renew-webhook-subscriptions": {
+            "task": "webhooks.renew_subscriptions",
+            "schedule": 900.0,
+            "options": {"expires": 890},
+        },
+        "sweep-notifications": {
+            "task": "notifications.sweep",
+            "schedule": 15.0,
+            "options": {"expires": 14},
+        },
+        "event-reminders": {
+            "task": "notifications.event_reminders",
             "schedule": 300.0,
             "options": {"expires": 290},
         },

@@ -10,9 +10,17 @@ from celery import Celery, signals
 from models import rls
 from models.base import Base
 from models.session import get_database
+from workers import logs
 from workers.settings import get_settings
 
-TASK_MODULES = ("workers.tasks.maintenance", "workers.tasks.schedules", "workers.tasks.sync")
+TASK_MODULES = (
+    "workers.tasks.maintenance",
+    "workers.tasks.notifications",
+    "workers.tasks.schedules",
+    "workers.tasks.subscriptions",
+    "workers.tasks.sync",
+    "workers.tasks.webhooks",
+)
 
 
 def _prepare_embedded_default() -> None:
@@ -26,6 +34,12 @@ def _prepare_embedded_default() -> None:
 _prepare_embedded_default()
 app = Celery("plugs", include=TASK_MODULES)
 app.config_from_object("celeryconfig")
+
+# Structured, redacted logs for the worker and beat (Celery's own records included), and
+# each task's id, name and id arguments on the records it writes: see workers.logs.
+signals.setup_logging.connect(logs.setup_celery_logging, weak=False)
+signals.task_prerun.connect(logs.enter_task, weak=False)
+signals.task_postrun.connect(logs.leave_task, weak=False)
 
 
 @signals.worker_init.connect

@@ -15,7 +15,9 @@ from sqlalchemy import func, select
 from connectors import sync
 from connectors.hubspot.simulator import HubSpotSimulator
 from connectors.integrations import add_integration
+from connectors.mailchimp.simulator import MailchimpSimulator
 from connectors.simulator_server import serve
+from connectors.teams.simulator import GraphSimulator
 from models import AuditLog, Contact, IntegrationLog
 from models.accounts import create_organization
 from models.session import Database
@@ -27,7 +29,7 @@ FINISHED = ("success", "failed", "partial")
 class Vendor:
     """A running simulator and the integration of one fresh organization pointed at it."""
 
-    sim: HubSpotSimulator
+    sim: Any  # HubSpotSimulator, MailchimpSimulator, ...
     base_url: str
     db: Database
     org_id: uuid.UUID
@@ -81,3 +83,80 @@ def hubspot(
             db, org.id, "hubspot", credentials, {"base_url": server.base_url, **settings}
         )
         yield Vendor(sim, server.base_url, db, org.id, integration.id)
+
+
+@contextmanager
+def zoom(
+    db: Database, *, sim: Any = None, client_secret: str | None = None, **settings: str
+) -> Iterator[Vendor]:
+    """A Zoom simulator (OAuth and API on one loopback server) and an integration of a new
+    organization pointed at it; ``client_secret`` overrides the right one."""
+    from connectors.zoom.simulator import ZoomSimulator
+
+    sim = sim or ZoomSimulator()
+    with serve(sim) as server:
+        org = create_organization(db, f"Zoom customer {uuid.uuid4().hex[:6]}")
+        credentials = {
+            "account_id": sim.account_id,
+            "client_id": sim.client_id,
+            "client_secret": client_secret or sim.client_secret,
+            "webhook_secret_token": sim.webhook_secret,
+        }
+        urls = {"base_url": f"{server.base_url}/v2", "oauth_base_url": server.base_url}
+        integration = add_integration(db, org.id, "zoom", credentials, {**urls, **settings})
+        yield Vendor(sim, server.base_url, db, org.id, integration.id)
+
+
+@contextmanager
+def mailchimp(
+    db: Database,
+    *,
+    sim: MailchimpSimulator | None = None,
+    credentials: dict[str, str] | None = None,
+    **settings: str,
+) -> Iterator[Vendor]:
+    """A Mailchimp simulator served on loopback and an integration of a new organization
+    following its audience (API key auth unless ``credentials`` say otherwise)."""
+    sim = sim or MailchimpSimulator()
+    with serve(sim) as server:
+        org = create_organization(db, f"Mailchimp customer {uuid.uuid4().hex[:6]}")
+        credentials = credentials or {"api_key": sim.api_key, "webhook_secret": "s3cr3t-url-token"}
+        base = {"base_url": f"{server.base_url}/3.0", "list_id": sim.list_id}
+        integration = add_integration(db, org.id, "mailchimp", credentials, base | settings)
+        yield Vendor(sim, server.base_url, db, org.id, integration.id)
+
+
+@contextmanager
+def teams(
+    db: Database,
+    *,
+    sim: GraphSimulator | None = None,
+    client_secret: str | None = None,
+    organizer: str = "organizer@contoso.test",
+    **settings: Any,
+) -> Iterator[Vendor]:
+    """A Graph simulator (Graph and login) on loopback with the organizer as a user, and a
+    Teams integration of a new organization pointed at it."""
+    sim = sim or GraphSimulator()
+    if sim.store.user(organizer) is None:
+        sim.add_user(organizer, "Organizer")
+    with serve(sim) as server:
+        org = create_organization(db, f"Teams customer {uuid.uuid4().hex[:6]}")
+        credentials = {
+            "tenant_id": sim.tenant_id,
+            "client_id": sim.client_id,
+            "client_secret": client_secret or sim.client_secret,
+        }
+        integration = add_integration(
+            db,
+            org.id,
+            "teams",
+            credentials,
+            {
+                "base_url": server.base_url,
+                "login_base_url": server.base_url,
+                "organizer": organizer,
+                **settings,
+            },
+        )
+        yield Vendor(sim, server.base_url, db, org.id, integration.id)  # type: ignore[arg-type]

@@ -1,0 +1,224 @@
+"""Microsoft Teams through Microsoft Graph: calendar events and Teams meetings both ways,
+attendance into event_attendees, change notifications.
+
+Vendor facts: ``shared/vendors/zoom-teams.md`` section B.  Credentials: ``tenant_id``,
+``client_id``, ``client_secret`` of an app registration with application permissions
+(``Calendars.ReadWrite``, ``OnlineMeetings.Read.All``, ``OnlineMeetingArtifact.Read.All``
+and an application access policy for the organizer); the app token is cached encrypted as
+``access_token``/``expires_at`` (:mod:`connectors.teams.auth`), the notification
+``client_state`` is generated (:mod:`connectors.teams.subscriptions`).  Settings:
+
+* ``organizer`` (required): the Graph user id or UPN whose calendar holds the meetings;
+* ``notification_url``: where Graph sends change notifications (the receiver's URL);
+* ``attendance_days`` (30), ``subscription_minutes`` (4,230);
+* ``base_url`` / ``login_base_url``: Graph and the login host (a simulator in tests).
+
+Streams: ``events`` (the organizer's calendar into ``events``, incremental on
+``lastModifiedDateTime``), ``attendance`` (attendance records into ``event_attendees``,
+after ``events``) and the export stream ``meetings`` (events that ask for Teams become
+Teams meetings, see :mod:`connectors.teams.meetings`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from connectors.base import (
+    Connector,
+    CredentialField,
+    ExportStream,
+    Stream,
+    WebhookEvent,
+    WebhookReply,
+    WebhookRequest,
+    unwrap_secret,
+)
+from connectors.errors import AuthError, ConfigError, SkippableRecordError
+from connectors.ratelimit import Limit
+from connectors.runs import open_run
+from connectors.teams import subscriptions, webhooks
+from connectors.teams.attendance import AttendancePaginator
+from connectors.teams.auth import LOGIN_BASE, GraphAuth, fetch_token
+from connectors.teams.mapping import EVENT_COLUMNS, map_attendance, map_event
+from connectors.teams.meetings import MeetingWriter
+from connectors.teams.paging import NextLinkPaginator, fetch_events_by_ids
+from models.events import Event, EventAttendee
+from models.integrations import Integration
+from models.session import PlugsSession, get_database
+from models.sync_state import ExternalId
+
+GRAPH_URL = "https://graph.microsoft.com/v1.0"
+GRAPH_HOSTS = ("graph.microsoft.com",)
+EVENTS_PATH = "/users/{organizer}/events"
+MEETINGS_PATH = "/users/{organizer}/onlineMeetings"
+#: Outlook: 10,000 requests per 10 minutes per app and mailbox (vendor doc B4).
+MAILBOX_LIMIT = Limit(10_000, 600.0)
+
+
+class Teams(Connector):
+    """Microsoft Teams meetings and the organizer's calendar through Microsoft Graph."""
+
+    provider = "teams"
+    integration_type = "video"
+    default_base_url = GRAPH_URL
+    credential_fields = (
+        CredentialField("tenant_id", secret=False, description="Directory (tenant) id"),
+        CredentialField("client_id", secret=False, description="Application (client) id"),
+        CredentialField("client_secret", description="Client secret of the app registration"),
+        CredentialField("access_token", required=False),
+        CredentialField("expires_at", secret=False, required=False),
+        CredentialField("client_state", required=False, description="Generated"),
+    )
+    streams = (
+        Stream(
+            name="events",
+            entity=Event,
+            path=EVENTS_PATH,
+            paginator=NextLinkPaginator(),
+            mapper=map_event,
+            cursor_field="lastModifiedDateTime",
+            page_size=50,
+            fetch_by_ids=fetch_events_by_ids,
+        ),
+        Stream(
+            name="attendance",
+            entity=EventAttendee,
+            path=MEETINGS_PATH,
+            paginator=AttendancePaginator(),
+            mapper=map_attendance,
+            page_size=100,
+            after=("events",),
+        ),
+    )
+    export_streams = (
+        ExportStream(
+            name="meetings",
+            entity=Event,
+            pull_stream="events",
+            push=MeetingWriter(EVENTS_PATH).push,
+            columns=EVENT_COLUMNS,
+            batch_size=20,
+        ),
+    )
+    rate_limit = MAILBOX_LIMIT
+    webhook_ack_status = 202  # Graph: acknowledge a stored notification with 202
+
+    def __init__(self, integration: Integration, credentials: Any) -> None:
+        super().__init__(integration, credentials)
+        self._writer: MeetingWriter | None = None
+
+    # --- per-integration streams (the organizer's mailbox is in the paths) ---------------
+
+    @property
+    def organizer(self) -> str:
+        organizer = str(self.integration.settings.get("organizer") or "").strip()
+        if not organizer:
+            raise ConfigError("set the Teams integration's organizer (a Graph user id or UPN)")
+        return organizer
+
+    @property
+    def writer(self) -> MeetingWriter:
+        if self._writer is None:
+            self._writer = MeetingWriter(EVENTS_PATH.format(organizer=self.organizer))
+        return self._writer
+
+    def stream(self, name: str) -> Stream:
+        """The declared stream with this integration's organizer in its path (and, for
+        attendance, a paginator that can match users of this organization)."""
+        stream = super().stream(name)
+        path = stream.path.format(organizer=self.organizer)
+        if name == "attendance":
+            paginator = AttendancePaginator(self.integration, path)
+            return dataclasses.replace(stream, path=path, paginator=paginator)
+        return dataclasses.replace(stream, path=path, fetch_by_ids=self.writer.fetch_by_ids)
+
+    def export_stream(self, name: str) -> ExportStream:
+        return dataclasses.replace(super().export_stream(name), push=self.writer.push)
+
+    @property
+    def allowed_hosts(self) -> tuple[str, ...]:  # type: ignore[override]
+        """Graph's hosts, and the configured base URL's (a simulator, a national cloud)."""
+        return (*GRAPH_HOSTS, httpx.URL(self.base_url).host)
+
+    def account_key(self) -> str:
+        tenant = unwrap_secret(self.credentials.get("tenant_id")) or self.integration.id
+        return f"{tenant}:{self.organizer.lower()}"
+
+    # --- auth ----------------------------------------------------------------------------
+
+    def auth(self) -> httpx.Auth:
+        return GraphAuth(self)
+
+    def refresh_credentials(self, current: Any) -> dict[str, Any] | None:
+        """A new app token (client credentials have no refresh token: ask again)."""
+        login = str(self.integration.settings.get("login_base_url") or LOGIN_BASE)
+        return fetch_token(login, current)
+
+    # --- change notifications ------------------------------------------------------------
+
+    def followed_resources(self) -> list[str]:
+        return [EVENTS_PATH.format(organizer=self.organizer)]
+
+    def webhook_handshake(self, request: WebhookRequest) -> WebhookReply | None:
+        return webhooks.handshake(request)
+
+    def verify_webhook(self, request: WebhookRequest) -> None:
+        state = unwrap_secret(self.credentials.get("client_state"))
+        if not state:
+            raise AuthError("this Teams integration has no subscription (no clientState) yet")
+        webhooks.verify(request, state)
+
+    def parse_webhook(self, request: WebhookRequest) -> list[WebhookEvent]:
+        return webhooks.parse(request)
+
+    def apply_webhook_event(self, session: PlugsSession, event: WebhookEvent) -> None:
+        """created/updated: fetch that event again through the ``events`` stream (a run
+        of its own); deleted: soft-delete our event; lifecycle: renew, recreate, or run a
+        catch-up sync of ``events`` after ``missed``."""
+        integration = session.get(Integration, self.integration.id)
+        if integration is None:
+            raise ConfigError(f"integration {self.integration.id} is gone")
+        if event.kind in ("created", "updated") and event.object_id:
+            open_run(
+                session,
+                integration,
+                streams=["events"],
+                trigger="webhook",
+                record_ids={"events": [event.object_id]},
+            )
+        elif event.kind == "deleted" and event.object_id:
+            self._soft_delete(session, event.object_id)
+        elif event.kind == webhooks.LIFECYCLE + "missed":
+            open_run(session, integration, streams=["events"], trigger="webhook")
+        elif event.kind.startswith(webhooks.LIFECYCLE):
+            self._lifecycle(session, event)
+
+    def _soft_delete(self, session: PlugsSession, graph_id: str) -> None:
+        local_id = session.scalar(
+            select(ExternalId.local_id).where(
+                ExternalId.integration_id == self.integration.id,
+                ExternalId.entity_type == "events",
+                ExternalId.external_id == graph_id,
+            )
+        )
+        row = session.get(Event, local_id) if local_id else None
+        if row is not None and not row.is_deleted:
+            row.soft_delete()
+
+    def _lifecycle(self, session: PlugsSession, event: WebhookEvent) -> None:
+        row = subscriptions.find(session, self.integration.id, str(event.object_id))
+        if row is None:
+            return  # a subscription we no longer hold (already recreated)
+        db = get_database()
+        if event.kind == webhooks.LIFECYCLE + "subscriptionRemoved":
+            done = subscriptions.recreate(db, self, row)
+        elif event.kind == webhooks.LIFECYCLE + "reauthorizationRequired":
+            done = subscriptions.refresh(db, self, row)
+        else:
+            return
+        if not done:
+            raise SkippableRecordError(f"subscription {event.object_id}: {row.last_error}")

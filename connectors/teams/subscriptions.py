@@ -1,0 +1,202 @@
+"""Graph change-notification subscriptions of Teams integrations: created, renewed, recreated.
+
+An integration with a ``notification_url`` setting (the receiver's
+``https://<host>/webhooks/teams/<integration id>``) follows the organizer's calendar
+(``/users/{organizer}/events``: created, updated, deleted).  Each subscription is a
+:class:`~models.webhooks.WebhookSubscription` row; Graph's is created with a clientState
+of the integration's own (generated once, stored encrypted with its credentials as
+``client_state``) and the same URL for lifecycle notifications.
+
+Graph deletes a subscription that is not renewed (vendor doc B5), so
+:func:`renew_expiring` (the ``webhooks.renew_subscriptions`` beat task) creates the
+missing ones and PATCHes a new expiry into each one past half its lifetime
+(``subscription_minutes`` setting, default 4,230); one Graph no longer knows is created
+again.  Failures are kept in ``last_error``, and the next round tries again.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from connectors import loading
+from connectors.base import unwrap_secret
+from connectors.credentials import Credentials, decrypt_credentials, store_credentials
+from connectors.errors import ConfigError
+from models.base import utcnow
+from models.errors import PlugsError
+from models.integrations import Integration
+from models.session import ROW_LOCK, Database, PlugsSession
+from models.webhooks import WebhookSubscription
+
+if TYPE_CHECKING:
+    from connectors.teams.connector import Teams
+
+log = logging.getLogger(__name__)
+DEFAULT_MINUTES = 4230
+CHANGE_TYPES = "created,updated,deleted"
+
+
+@dataclass
+class RenewalReport:
+    """What one round did, summed over integrations."""
+
+    integrations: int = 0
+    created: int = 0
+    renewed: int = 0
+    failed: int = 0
+
+
+def lifetime(integration: Integration) -> timedelta:
+    return timedelta(
+        minutes=int(integration.settings.get("subscription_minutes") or DEFAULT_MINUTES)
+    )
+
+
+def client_state(db: Database, connector: Teams) -> str:
+    """The integration's clientState, generated and stored (encrypted) the first time."""
+    known = unwrap_secret(connector.credentials.get("client_state"))
+    if known:
+        return known
+    integration = connector.integration
+    with db.tenant(integration.organization_id) as session:
+        row = session.get(Integration, integration.id, with_for_update=ROW_LOCK)
+        if row is None:
+            raise ConfigError(f"integration {integration.id} is gone")
+        current = decrypt_credentials(row)
+        state = unwrap_secret(current.get("client_state"))
+        if not state:
+            state = secrets.token_urlsafe(48)  # Graph allows 128 characters
+            store_credentials(session, row, Credentials({**current, "client_state": state}))
+        return state
+
+
+def renew_expiring(db: Database, within: timedelta | None = None) -> RenewalReport:
+    """Create the missing subscriptions of every active Teams integration that has a
+    ``notification_url`` and renew those expiring within ``within`` (default: half of
+    their lifetime)."""
+    report = RenewalReport()
+    with db.system("webhooks: find Teams integrations that follow changes") as session:
+        integrations = [
+            i
+            for i in session.scalars(
+                select(Integration).where(
+                    Integration.provider == "teams", Integration.is_active.is_(True)
+                )
+            )
+            if i.settings.get("notification_url")
+        ]
+    for integration in integrations:
+        report.integrations += 1
+        try:
+            _renew_integration(db, integration, within, report)
+        except PlugsError as exc:  # bad credentials, Graph down: recorded, tried next round
+            report.failed += 1
+            log.warning("integration %s: subscriptions not renewed: %s", integration.id, exc)
+    return report
+
+
+def _renew_integration(
+    db: Database, integration: Integration, within: timedelta | None, report: RenewalReport
+) -> None:
+    connector: Teams = loading.open_connector(integration)  # type: ignore[assignment]
+    margin = within if within is not None else lifetime(integration) / 2
+    with db.tenant(integration.organization_id) as session:
+        rows = {
+            r.resource: r
+            for r in session.scalars(
+                select(WebhookSubscription).where(
+                    WebhookSubscription.integration_id == integration.id
+                )
+            )
+        }
+        for resource in connector.followed_resources():
+            row = rows.get(resource)
+            if row is None:
+                row = WebhookSubscription(integration_id=integration.id, resource=resource)
+                session.add(row)
+            due = row.expires_at is None or row.expires_at - margin <= utcnow()
+            if row.external_id and row.status == "active" and not due:
+                continue
+            created = not row.external_id or row.status != "active"
+            if refresh(db, connector, row):
+                report.created += int(created)
+                report.renewed += int(not created)
+            else:
+                report.failed += 1
+
+
+def refresh(db: Database, connector: Teams, row: WebhookSubscription) -> bool:
+    """Renew ``row`` at Graph (PATCH a new expiry), or create it when it does not exist
+    there (never created, removed, expired).  True when it is active afterwards."""
+    client = loading.client_for(connector)
+    expiry = (
+        (datetime.now(UTC) + lifetime(connector.integration)).isoformat().replace("+00:00", "Z")
+    )
+    try:
+        body: dict[str, Any] | None = None
+        if row.external_id and row.status == "active":
+            response = client.request(
+                "PATCH", f"/subscriptions/{row.external_id}", json={"expirationDateTime": expiry}
+            )
+            body = response.json() if response.status_code == 200 else None
+        if body is None:
+            body = _create(db, connector, client, row.resource, expiry)
+    except PlugsError as exc:
+        row.last_error = str(exc)[:500]
+        return False
+    row.external_id = str(body["id"])
+    row.expires_at = _parse(body.get("expirationDateTime")) or utcnow() + lifetime(
+        connector.integration
+    )
+    row.status, row.last_error = "active", None
+    row.change_types = CHANGE_TYPES
+    return True
+
+
+def recreate(db: Database, connector: Teams, row: WebhookSubscription) -> bool:
+    """Create ``row`` anew at Graph (after ``subscriptionRemoved``)."""
+    row.status = "removed"
+    return refresh(db, connector, row)
+
+
+def _create(
+    db: Database, connector: Teams, client: Any, resource: str, expiry: str
+) -> dict[str, Any]:
+    url = connector.integration.settings.get("notification_url")
+    if not url:
+        raise ConfigError("set the integration's notification_url to receive Graph notifications")
+    payload = {
+        "changeType": CHANGE_TYPES,
+        "notificationUrl": url,
+        "lifecycleNotificationUrl": url,
+        "resource": resource,
+        "expirationDateTime": expiry,
+        "clientState": client_state(db, connector),
+    }
+    return dict(client.request("POST", "/subscriptions", json=payload).json())
+
+
+def find(
+    session: PlugsSession, integration_id: uuid.UUID, external_id: str
+) -> WebhookSubscription | None:
+    """The integration's subscription with Graph's id ``external_id``."""
+    return session.scalars(
+        select(WebhookSubscription).where(
+            WebhookSubscription.integration_id == integration_id,
+            WebhookSubscription.external_id == external_id,
+        )
+    ).one_or_none()
+
+
+def _parse(text: Any) -> datetime | None:
+    if not text:
+        return None
+    moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
