@@ -28,6 +28,8 @@ import httpx
 from connectors.errors import ConfigError
 
 if TYPE_CHECKING:
+    from sqlalchemy.sql.elements import ColumnElement
+
     from connectors.http import VendorClient
     from connectors.ratelimit import Limit
     from models.base import Base
@@ -123,12 +125,24 @@ class Stream:
 
 @dataclass(frozen=True)
 class PushResult:
-    """What the vendor did with one row we pushed: its record (to map back), or why not."""
+    """What the vendor did with one row we pushed: its record (to map back), or why not.
+
+    ``settled`` says the vendor now holds what the row says and there is nothing to read
+    back: a DELETE answered 2xx or 404 (already gone), a row that needs nothing there as it
+    is.  The framework then stores the hash of the row *as pushed* on its external-id link
+    (the existing one, or a new one for ``external_id``), so the row is neither pushed nor
+    counted again until it changes here.  Without a settled result, a row the read-back does
+    not find (the vendor deleted it) stays "changed here" and is pushed on every run.
+    """
 
     local_id: Any
     external_id: str | None = None
     record: JSONDict | None = None
     error: str | None = None
+    settled: bool = False
+    #: Filled by the framework (:func:`connectors.export.push`), not by connectors: the hash
+    #: of the row as it was pushed, stored for a settled result.
+    pushed_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -148,6 +162,14 @@ class ExportStream:
     #: ones last synced has changed here and is pushed.
     columns: tuple[str, ...]
     batch_size: int = 100
+    #: Only rows matching this SQL condition on ``entity`` are looked at (e.g. the events
+    #: that ask for this vendor); the others are neither pushed nor counted.  None: all.
+    where: ColumnElement[bool] | None = field(default=None, compare=False)
+    #: Also push soft-deleted rows that were synced before (they have an external-id link)
+    #: and were deleted since, so ``push`` can delete them at the vendor (``is_deleted`` is
+    #: set on the row; answer with a ``settled`` result).  Deleted rows never linked are
+    #: never pushed.  False: soft-deleted rows are invisible to the write-back.
+    include_deleted: bool = False
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,12 @@ from connectors.zoom.mapping import (
     map_meeting,
     map_registrant,
 )
-from connectors.zoom.meetings import push_meetings, push_registrants
+from connectors.zoom.meetings import (
+    MEETING_ROWS,
+    REGISTRANT_ROWS,
+    push_meetings,
+    push_registrants,
+)
 from connectors.zoom.paging import MeetingsPaginator, RegistrantsPaginator, bind_stream
 from models.events import Event, EventAttendee
 from models.session import PlugsSession
@@ -104,6 +109,8 @@ class Zoom(Connector):
             push=push_meetings,
             columns=MEETING_COLUMNS,
             batch_size=30,
+            where=MEETING_ROWS,
+            include_deleted=True,  # a soft-deleted event's meeting is deleted
         ),
         ExportStream(
             name="registrants_export",
@@ -112,6 +119,7 @@ class Zoom(Connector):
             push=push_registrants,
             columns=REGISTRANT_COLUMNS,
             batch_size=30,
+            where=REGISTRANT_ROWS,
         ),
     )
 

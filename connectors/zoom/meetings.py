@@ -3,12 +3,17 @@
 Events that ask for Zoom (``settings.meeting_platform == "zoom"``, see
 :mod:`connectors.zoom.mapping`) and are published get a meeting (``POST
 /users/{host}/meetings``); a later change of title, description or times updates it
-(``PATCH /meetings/{id}``); a cancelled event's meeting is deleted (``DELETE``).  Drafts and
-events that do not ask for Zoom are passed over.  The meeting id comes back through the
-pull stream ``meetings`` into the external-id map and ``venue_details``, so a second
-export creates nothing.  Attendees of such events are registered (``POST
-/meetings/{id}/registrants``) with their user's email and name.  Zoom refusing one row
-(400) fails that row only, with Zoom's reason.
+(``PATCH /meetings/{id}``); the meeting of an event cancelled or soft-deleted is deleted
+(``DELETE``; a 404 means it is gone already) and the event settled, so it is not deleted
+again on the next export.  A draft keeps the meeting it has until it is published again or
+cancelled.  Only :data:`MEETING_ROWS` are looked at: drafts, cancelled events without a
+meeting and events that do not ask for Zoom are not pushed nor counted.  The meeting id
+comes back through the pull stream ``meetings`` into the external-id map and
+``venue_details``, so a second export creates nothing.
+
+Attendees (:data:`REGISTRANT_ROWS`: not cancelled, of an event with a Zoom meeting) are
+registered (``POST /meetings/{id}/registrants``) with their user's email and name.  Zoom
+refusing one row (400) fails that row only, with Zoom's reason.
 """
 
 from __future__ import annotations
@@ -17,15 +22,37 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 
 from connectors.base import PushResult
 from connectors.errors import SkippableRecordError
 from connectors.http import VendorClient
-from connectors.zoom.mapping import asks_for_zoom, meeting_body, registrant_body, registrant_key
-from models.events import Event
+from connectors.zoom.mapping import (
+    PLATFORM,
+    PLATFORM_SETTING,
+    asks_for_zoom,
+    meeting_body,
+    registrant_body,
+    registrant_key,
+)
+from models.events import Event, EventAttendee
 from models.organizations import User
 from models.session import get_database
+
+#: Events asking for Zoom (:func:`connectors.zoom.mapping.asks_for_zoom` in SQL).
+_ASKS_FOR_ZOOM = func.lower(Event.settings[PLATFORM_SETTING].as_string()) == PLATFORM
+_HAS_MEETING = Event.venue_details["meeting_id"].as_string().is_not(None)
+#: The events the meetings export looks at: those asking for Zoom that have a meeting (to
+#: update or delete) or should get one (neither a draft nor cancelled).
+MEETING_ROWS: ColumnElement[bool] = and_(
+    _ASKS_FOR_ZOOM, or_(_HAS_MEETING, Event.status.not_in(("draft", "cancelled")))
+)
+#: The attendees the registrants export looks at: not cancelled, of a Zoom event that has
+#: its meeting (an attendee of a draft is registered once the meeting exists).
+REGISTRANT_ROWS: ColumnElement[bool] = and_(
+    EventAttendee.status != "cancelled",
+    EventAttendee.event_id.in_(select(Event.id).where(_ASKS_FOR_ZOOM, _HAS_MEETING)),
+)
 
 
 def push_meetings(
@@ -36,16 +63,15 @@ def push_meetings(
 
 
 def _push_meeting(client: VendorClient, event: Any, host: str) -> PushResult:
-    if not asks_for_zoom(event):
-        return PushResult(event.id)
     meeting_id = (event.venue_details or {}).get("meeting_id")
     try:
-        if event.status == "cancelled":
+        if event.is_deleted or event.status == "cancelled":
             if meeting_id:
                 client.request("DELETE", f"/meetings/{meeting_id}")  # 404: already gone
-            return PushResult(event.id, external_id=meeting_id)
-        if event.status == "draft":
-            return PushResult(event.id)
+            external_id = str(meeting_id) if meeting_id else None
+            return PushResult(event.id, external_id=external_id, settled=True)
+        if event.status == "draft":  # unpublished: its meeting waits as it is
+            return PushResult(event.id, settled=True)
         body = meeting_body(event)
         if meeting_id:
             response = client.request("PATCH", f"/meetings/{meeting_id}", json=body)

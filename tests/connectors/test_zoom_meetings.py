@@ -60,6 +60,60 @@ def test_an_event_gets_one_meeting_which_follows_its_changes_and_cancellation(
         assert vendor.sync(streams=["meetings_export"]).status == "success"
         assert vendor.sim.store.meetings == {} and calls(vendor, "DELETE", "/meetings/") == 1
 
+        again = vendor.sync(streams=["meetings_export"])  # the cancellation is settled
+        assert (again.status, again.records_processed) == ("success", 0)
+        assert calls(vendor, "DELETE", "/meetings/") == 1
+
+
+def test_a_soft_deleted_event_has_its_meeting_deleted_once(app_db: Database) -> None:
+    with zoom(app_db) as vendor:
+        with app_db.tenant(vendor.org_id) as session:
+            session.add_all([zoom_event("Kept"), zoom_event("Dropped")])
+        vendor.sync(streams=["meetings_export"])
+        assert len(vendor.sim.store.meetings) == 2
+        with app_db.tenant(vendor.org_id) as session:
+            session.scalars(select(Event).where(Event.title == "Dropped")).one().soft_delete()
+            never_synced = zoom_event("Deleted before any export")
+            session.add(never_synced)
+            session.flush()
+            never_synced.soft_delete()
+
+        run = vendor.sync(streams=["meetings_export"])
+        assert (run.status, run.records_processed, run.records_failed) == ("success", 1, 0)
+        assert [m.topic for m in vendor.sim.store.meetings.values()] == ["Kept"]
+        assert (
+            calls(vendor, "DELETE", "/meetings/") == 1 and calls(vendor, "POST", "/meetings") == 2
+        )
+
+        again = vendor.sync(streams=["meetings_export"])
+        assert (again.status, again.records_processed) == ("success", 0)
+        assert calls(vendor, "DELETE", "/meetings/") == 1
+        assert vendor.count(Event) == 1 and vendor.count(Event, include_deleted=True) == 3
+
+
+def test_drafts_and_events_not_on_zoom_are_neither_pushed_nor_counted(app_db: Database) -> None:
+    with zoom(app_db) as vendor:
+        with app_db.tenant(vendor.org_id) as session:
+            session.add_all(
+                [
+                    zoom_event("Published"),
+                    zoom_event("Draft", status="draft"),
+                    zoom_event("Cancelled before it had a meeting", status="cancelled"),
+                    zoom_event("In person", settings={}),
+                    zoom_event("On Teams", settings={"meeting_platform": "teams"}),
+                ]
+            )
+        first = vendor.sync(streams=["meetings_export"])
+        second = vendor.sync(streams=["meetings_export"])
+        assert (first.records_processed, second.records_processed) == (1, 0)
+        assert [m.topic for m in vendor.sim.store.meetings.values()] == ["Published"]
+
+        with app_db.tenant(vendor.org_id) as session:  # unpublished: its meeting waits
+            session.scalars(select(Event).where(Event.title == "Published")).one().status = "draft"
+        unpublished = vendor.sync(streams=["meetings_export"])
+        assert (unpublished.records_processed, len(vendor.sim.store.meetings)) == (1, 1)
+        assert vendor.sync(streams=["meetings_export"]).records_processed == 0
+
 
 def test_attendees_are_registered_and_unmatched_registrants_fail_with_a_reason(
     app_db: Database,
@@ -70,9 +124,14 @@ def test_attendees_are_registered_and_unmatched_registrants_fail_with_a_reason(
             session.add_all([event, ada])
             session.flush()
             session.add(EventAttendee(event_id=event.id, user_id=ada.id))
+            draft, bob = zoom_event("Draft", status="draft"), User(email="bob@example.com")
+            session.add_all([draft, bob])
+            session.flush()
+            session.add(EventAttendee(event_id=draft.id, user_id=bob.id))  # no meeting yet
         vendor.sync(streams=["meetings_export"])
         run = vendor.sync(streams=["registrants_export"])
-        assert (run.status, run.records_processed) == ("success", 1)
+        assert (run.status, run.records_processed, run.records_failed) == ("success", 1, 0)
+        assert vendor.sync(streams=["registrants_export"]).records_processed == 0
         [meeting] = vendor.sim.store.meetings.values()
         assert [r["email"] for r in meeting.registrants] == ["ada@example.com"]
 
@@ -82,7 +141,9 @@ def test_attendees_are_registered_and_unmatched_registrants_fail_with_a_reason(
         [failure] = pulled.error_details["failures"]
         assert "stranger@example.com matches no user" in failure["reason"]
         with app_db.tenant(vendor.org_id) as session:
-            attendee = session.scalars(select(EventAttendee)).one()
+            attendee = session.scalars(
+                select(EventAttendee).where(EventAttendee.user_id == ada.id)
+            ).one()
             assert attendee.status == "confirmed" and attendee.metadata_["zoom"]["join_url"]
 
 
