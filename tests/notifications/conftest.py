@@ -53,9 +53,13 @@ class Providers:
 
 
 @pytest.fixture
-def providers(platform_env: dict[str, str]) -> Iterator[Providers]:
+def providers(platform_env: dict[str, str], request: pytest.FixtureRequest) -> Iterator[Providers]:
     """SMTP, two SMS providers (primary and fallback) and a push provider, and settings
-    naming them; retries are due at once so a test can run them straight away."""
+    naming them; retries are due at once so a test can run them straight away.
+
+    A test that runs the deliveries itself publishes its tasks to an in-memory broker that
+    no worker consumes: the session's shared worker (started by other tests, with other
+    settings) must not deliver them first."""
     mailbox, port = Mailbox(), _free_port()
     controller = Controller(mailbox, hostname="127.0.0.1", port=port)
     controller.start()
@@ -99,6 +103,8 @@ def providers(platform_env: dict[str, str]) -> Iterator[Providers]:
             "PLUGS_FEED_SECRET": "feed-secret-for-tests-only",
             "PLUGS_NOTIFICATION_RETRY_SECONDS": "0",
         }
+        if "sync_worker" not in request.fixturenames:
+            env["PLUGS_BROKER_URL"] = "memory://"
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
         services.reload_settings()
