@@ -18,8 +18,7 @@ run syncs serve no HTTP of their own.
 * ``plugs_queue_depth{queue}``: messages waiting in each queue of :data:`QUEUES`, read with
   a passive ``queue_declare`` (Redis: LLEN of each priority list; RabbitMQ: the server's
   count; filesystem broker: the message files);
-* ``plugs_notification_deliveries{channel,status}``: once ``models.notification_delivery``
-  exists;
+* ``plugs_notification_deliveries{channel,status}``: deliveries created in the window;
 * ``plugs_metrics_source_up{source}``: 0 when the database or the broker could not be read
   (the scrape still answers).
 
@@ -29,7 +28,6 @@ never organization ids, and integration ids only by the setting above.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
@@ -41,10 +39,10 @@ from prometheus_client import REGISTRY, Counter
 from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 from sqlalchemy import ColumnElement, Float, case, cast, func, literal_column, select
-from sqlalchemy.orm import DeclarativeBase
 
 from models.base import utcnow
 from models.integrations import Integration, IntegrationLog
+from models.notification_delivery import NotificationDelivery
 from models.session import Database, PlugsSession, get_database
 from models.sync_state import OutboxMessage
 from models.webhooks import WebhookDelivery
@@ -61,8 +59,6 @@ WEBHOOK_DELIVERIES = Counter(
 
 #: Upper bounds (seconds) of the run-duration buckets.
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600)
-#: The optional model module of notification deliveries (another piece of work).
-NOTIFICATION_DELIVERY_MODULE = "models.notification_delivery"
 BROKER_TIMEOUT = 3.0
 
 
@@ -166,11 +162,9 @@ class PlatformCollector(Collector):
                 _durations(session, since),
                 _lag(session, now, settings.metrics_integration_labels),
                 *_backlogs(session, now),
+                _notifications(session, since),
             ]
-            notifications = _notifications(session, since)
         yield from metrics
-        if notifications is not None:
-            yield notifications
 
 
 def _celery_app() -> Celery:
@@ -287,31 +281,8 @@ def _backlogs(session: PlugsSession, now: datetime) -> list[Metric]:
     return [inbox, oldest, outbox]
 
 
-def notification_delivery_model() -> type[DeclarativeBase] | None:
-    """The notification-delivery model (``channel`` and ``status`` columns), if the module
-    that defines it exists in this installation."""
-    try:
-        module = importlib.import_module(NOTIFICATION_DELIVERY_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name != NOTIFICATION_DELIVERY_MODULE:
-            raise
-        return None
-    for value in vars(module).values():
-        table = getattr(value, "__table__", None)
-        if (
-            isinstance(value, type)
-            and table is not None
-            and {"channel", "status"} <= set(table.columns.keys())
-        ):
-            return value
-    return None
-
-
-def _notifications(session: PlugsSession, since: datetime) -> Metric | None:
-    model = notification_delivery_model()
-    if model is None:
-        return None
-    table = model.__table__  # type: ignore[attr-defined]
+def _notifications(session: PlugsSession, since: datetime) -> Metric:
+    table = NotificationDelivery.__table__
     gauge = GaugeMetricFamily(
         "plugs_notification_deliveries",
         "Notification deliveries by channel and status (created in the metrics window).",
@@ -320,8 +291,7 @@ def _notifications(session: PlugsSession, since: datetime) -> Metric | None:
     query = select(table.c.channel, table.c.status, func.count()).group_by(
         table.c.channel, table.c.status
     )
-    if "created_at" in table.columns:
-        query = query.where(table.c.created_at >= since)
+    query = query.where(table.c.created_at >= since)
     for channel, status, count in session.execute(query):
         gauge.add_metric([str(channel), str(status)], count)
     return gauge
