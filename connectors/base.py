@@ -267,6 +267,13 @@ class Connector:
         """The events of a verified delivery; raise ``ValueError`` for a malformed body."""
         raise ConfigError(f"{self.provider} does not receive webhooks")
 
+    def webhook_stored_body(self, request: WebhookRequest) -> bytes:
+        """The body as it is kept in the inbox: secrets the vendor puts in the body removed
+        (Graph's ``clientState``); :meth:`parse_webhook` must still parse it, as the worker
+        parses the stored copy.  Called after the delivery verified and parsed.  The default
+        keeps the body as received."""
+        return request.body
+
     def webhook_handshake(self, request: WebhookRequest) -> WebhookReply | None:
         """Answer a request that is a vendor's validation rather than a delivery (Mailchimp's
         GET, Zoom's ``endpoint.url_validation``, Graph's ``validationToken``), or None when

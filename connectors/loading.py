@@ -6,6 +6,7 @@ of the task that needs them.
 
 from __future__ import annotations
 
+import atexit
 import json
 from collections import OrderedDict
 
@@ -54,6 +55,14 @@ def client_for(connector: Connector) -> VendorClient:
     while len(_CLIENTS) > _KEEP:
         _CLIENTS.popitem(last=False)[1].close()
     return client
+
+
+@atexit.register
+def close_clients() -> None:
+    """Close this process's kept clients and their pooled connections (at exit: a process
+    that ends with its sockets open leaves them to the garbage collector)."""
+    while _CLIENTS:
+        _CLIENTS.popitem()[1].close()
 
 
 def open_client(connector: Connector) -> VendorClient:

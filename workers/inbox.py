@@ -82,12 +82,14 @@ def clean_url(url: str) -> str:
 
 def store(
     session: PlugsSession,
-    integration: Integration,
+    connector: Connector,
     request: WebhookRequest,
     delivery_key: str,
     event_count: int,
 ) -> Stored:
-    """Insert the delivery unless it is already there; the caller commits, then answers."""
+    """Insert the delivery (its body as the connector keeps it) unless it is already there;
+    the caller commits, then answers."""
+    integration = connector.integration
     table = WebhookDelivery.__table__
     values = {
         "id": uuid.uuid4(),
@@ -98,7 +100,7 @@ def store(
         "method": request.method,
         "url": clean_url(request.url),
         "headers": clean_headers(request.headers),
-        "body": request.body,
+        "body": connector.webhook_stored_body(request),
         "received_at": datetime.fromtimestamp(request.received_at).astimezone(),
         "event_count": event_count,
         "status": "received",

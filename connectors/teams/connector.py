@@ -22,6 +22,7 @@ Teams meetings, see :mod:`connectors.teams.meetings`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import httpx
@@ -44,7 +45,7 @@ from connectors.teams import subscriptions, webhooks
 from connectors.teams.attendance import AttendancePaginator
 from connectors.teams.auth import LOGIN_BASE, GraphAuth, fetch_token
 from connectors.teams.mapping import EVENT_COLUMNS, map_attendance, map_event
-from connectors.teams.meetings import MeetingWriter
+from connectors.teams.meetings import MEETING_ROWS, push_meetings
 from connectors.teams.paging import NextLinkPaginator, fetch_events_by_ids
 from models.events import Event, EventAttendee
 from models.integrations import Integration
@@ -99,17 +100,15 @@ class Teams(Connector):
             name="meetings",
             entity=Event,
             pull_stream="events",
-            push=MeetingWriter(EVENTS_PATH).push,
+            push=push_meetings,
             columns=EVENT_COLUMNS,
             batch_size=20,
+            where=MEETING_ROWS,
+            include_deleted=True,  # a soft-deleted event's meeting is deleted
         ),
     )
     rate_limit = MAILBOX_LIMIT
     webhook_ack_status = 202  # Graph: acknowledge a stored notification with 202
-
-    def __init__(self, integration: Integration, credentials: Any) -> None:
-        super().__init__(integration, credentials)
-        self._writer: MeetingWriter | None = None
 
     # --- per-integration streams (the organizer's mailbox is in the paths) ---------------
 
@@ -120,12 +119,6 @@ class Teams(Connector):
             raise ConfigError("set the Teams integration's organizer (a Graph user id or UPN)")
         return organizer
 
-    @property
-    def writer(self) -> MeetingWriter:
-        if self._writer is None:
-            self._writer = MeetingWriter(EVENTS_PATH.format(organizer=self.organizer))
-        return self._writer
-
     def stream(self, name: str) -> Stream:
         """The declared stream with this integration's organizer in its path (and, for
         attendance, a paginator that can match users of this organization)."""
@@ -134,10 +127,13 @@ class Teams(Connector):
         if name == "attendance":
             paginator = AttendancePaginator(self.integration, path)
             return dataclasses.replace(stream, path=path, paginator=paginator)
-        return dataclasses.replace(stream, path=path, fetch_by_ids=self.writer.fetch_by_ids)
+        return dataclasses.replace(stream, path=path)
 
     def export_stream(self, name: str) -> ExportStream:
-        return dataclasses.replace(super().export_stream(name), push=self.writer.push)
+        """The declared export stream, pushing to this integration's organizer's calendar."""
+        events_path = EVENTS_PATH.format(organizer=self.organizer)
+        push = functools.partial(push_meetings, events_path=events_path)
+        return dataclasses.replace(super().export_stream(name), push=push)
 
     @property
     def allowed_hosts(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -174,6 +170,10 @@ class Teams(Connector):
 
     def parse_webhook(self, request: WebhookRequest) -> list[WebhookEvent]:
         return webhooks.parse(request)
+
+    def webhook_stored_body(self, request: WebhookRequest) -> bytes:
+        """The delivery without its clientState (a secret), for the inbox."""
+        return webhooks.stored_body(request)
 
     def apply_webhook_event(self, session: PlugsSession, event: WebhookEvent) -> None:
         """created/updated: fetch that event again through the ``events`` stream (a run

@@ -39,8 +39,7 @@ EVENT_COLUMNS = (
 def asks_for_teams(venue_details: Any) -> bool:
     """Whether an event's venue_details ask for a Teams meeting (see module docstring)."""
     online = (venue_details or {}).get("online_meeting")
-    provider = online.get("provider") if isinstance(online, dict) else online
-    return str(provider or "").lower() == PROVIDER
+    return isinstance(online, dict) and str(online.get("provider") or "").lower() == PROVIDER
 
 
 def graph_event_id(venue_details: Any) -> str | None:
@@ -100,18 +99,6 @@ def event_body(row: Any) -> JSONDict:
         "categories": [row.event_type],
         "isOnlineMeeting": True,
         "onlineMeetingProvider": "teamsForBusiness",
-    }
-
-
-def cancelled_record(row: Any, event_id: str, join_url: str | None) -> JSONDict:
-    """What Graph held for an event we cancelled (it is gone from the calendar), so that the
-    read-back of a cancellation maps to the row as it is here."""
-    return {
-        **event_body(row),
-        "id": event_id,
-        "isCancelled": True,
-        "onlineMeeting": {"joinUrl": join_url} if join_url else None,
-        "body": {"contentType": "text", "content": row.description or ""},
     }
 
 

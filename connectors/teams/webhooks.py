@@ -8,6 +8,8 @@
 * Change items name ``subscriptionId, changeType, resource, resourceData.id``; lifecycle
   items name ``lifecycleEvent`` instead (``reauthorizationRequired``,
   ``subscriptionRemoved``, ``missed``).
+* The clientState is a secret that rides in the body: the inbox keeps the body with every
+  clientState replaced by :data:`REDACTED` (:func:`stored_body`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from connectors.base import WebhookEvent, WebhookReply, WebhookRequest
 from connectors.errors import AuthError
 
 LIFECYCLE = "lifecycle."
+REDACTED = "[redacted]"
 
 
 def handshake(request: WebhookRequest) -> WebhookReply | None:
@@ -69,6 +72,20 @@ def parse(request: WebhookRequest) -> list[WebhookEvent]:
         key = f"{subscription}:{resource}:{change}:{data['id']}:{data.get('@odata.etag', '')}"
         events.append(WebhookEvent(key, str(change), str(data["id"]), None, payload))
     return events
+
+
+def stored_body(request: WebhookRequest) -> bytes:
+    """The delivery as JSON again with every ``clientState`` value replaced by
+    :data:`REDACTED` (:func:`parse` ignores it; only :func:`verify` reads it)."""
+    return json.dumps(_redact(json.loads(request.body))).encode()
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: REDACTED if k == "clientState" else _redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(item) for item in value]
+    return value
 
 
 def _items(request: WebhookRequest) -> list[dict[str, Any]]:

@@ -53,6 +53,7 @@ class TeamsHarness:
                 Event(
                     title=title,
                     event_type="workshop",
+                    status="published",
                     start_date=start + timedelta(hours=n),
                     end_date=start + timedelta(hours=n + 1),
                     venue_details=TEAMS,

@@ -18,6 +18,7 @@ from models.sync_state import ExternalId
 from tests.connectors.harness import Vendor, teams
 
 ORGANIZER = "organizer@contoso.test"
+TEAMS = {"online_meeting": {"provider": "teams"}}
 
 
 @pytest.fixture(autouse=True)
@@ -25,14 +26,22 @@ def _worker(sync_worker: Any) -> None:
     return None
 
 
-def _local_event(vendor: Vendor, *, start: datetime, title: str = "Quarterly review") -> uuid.UUID:
+def _local_event(
+    vendor: Vendor,
+    *,
+    start: datetime,
+    title: str = "Quarterly review",
+    status: str = "published",
+    venue_details: dict[str, Any] | None = None,
+) -> uuid.UUID:
     with vendor.db.tenant(vendor.org_id) as session:
         event = Event(
             title=title,
             event_type="meeting",
+            status=status,
             start_date=start,
             end_date=start + timedelta(hours=1),
-            venue_details={"online_meeting": {"provider": "teams"}},
+            venue_details=TEAMS if venue_details is None else venue_details,
         )
         session.add(event)
         session.flush()
@@ -41,7 +50,13 @@ def _local_event(vendor: Vendor, *, start: datetime, title: str = "Quarterly rev
 
 def _event(vendor: Vendor, event_id: uuid.UUID) -> Event:
     with vendor.db.tenant(vendor.org_id) as session:
-        return session.get(Event, event_id)
+        return session.scalars(
+            select(Event).where(Event.id == event_id).execution_options(include_deleted=True)
+        ).one()
+
+
+def _calls(vendor: Vendor, method: str) -> int:
+    return sum(1 for r in vendor.sim.requests if r.method == method and "/events" in r.path)
 
 
 def test_an_event_that_asks_for_teams_gets_a_meeting_kept_in_step_and_cancelled(
@@ -75,20 +90,71 @@ def test_an_event_that_asks_for_teams_gets_a_meeting_kept_in_step_and_cancelled(
         with app_db.tenant(vendor.org_id) as session:
             session.get(Event, event_id).status = "cancelled"
         assert vendor.sync(streams=["meetings"]).records_processed == 1
-        assert vendor.sim.event(online["event_id"]) is None
+        assert vendor.sim.event(online["event_id"]) is None and _calls(vendor, "DELETE") == 1
         assert _event(vendor, event_id).status == "cancelled"
+        again = vendor.sync(streams=["meetings"])  # the cancellation is settled
+        assert (again.status, again.records_processed) == ("success", 0)
+        assert _calls(vendor, "DELETE") == 1
+
+
+def test_a_soft_deleted_event_has_its_teams_meeting_deleted_once(app_db: Database) -> None:
+    with teams(app_db, organizer=ORGANIZER) as vendor:
+        start = datetime.now(UTC) + timedelta(days=2)
+        kept = _local_event(vendor, start=start, title="Kept")
+        dropped = _local_event(vendor, start=start, title="Dropped")
+        vendor.sync(streams=["meetings"])
+        graph_id = _event(vendor, dropped).venue_details["online_meeting"]["event_id"]
+        with app_db.tenant(vendor.org_id) as session:
+            session.get(Event, dropped).soft_delete()
+            never_synced = Event(
+                title="Deleted before any export",
+                event_type="meeting",
+                status="published",
+                start_date=start,
+                venue_details=TEAMS,
+            )
+            session.add(never_synced)
+            session.flush()
+            never_synced.soft_delete()
+
+        run = vendor.sync(streams=["meetings"])
+        assert (run.status, run.records_processed, run.records_failed) == ("success", 1, 0)
+        assert vendor.sim.event(graph_id) is None
+        assert [e["subject"] for e in vendor.sim.store.events.values()] == ["Kept"]
+        assert (_calls(vendor, "DELETE"), _calls(vendor, "POST")) == (1, 2)
+
+        again = vendor.sync(streams=["meetings"])
+        assert (again.status, again.records_processed) == ("success", 0)
+        assert _calls(vendor, "DELETE") == 1
+        assert vendor.count(Event) == 1 and vendor.count(Event, include_deleted=True) == 3
+        assert _event(vendor, kept).venue_details["online_meeting"]["join_url"]
+
+
+def test_drafts_and_events_that_do_not_ask_for_teams_are_neither_pushed_nor_counted(
+    app_db: Database,
+) -> None:
+    with teams(app_db, organizer=ORGANIZER) as vendor:
+        start = datetime.now(UTC) + timedelta(days=2)
+        published = _local_event(vendor, start=start, title="Published")
+        _local_event(vendor, start=start, title="Draft", status="draft")
+        _local_event(vendor, start=start, title="Cancelled early", status="cancelled")
+        _local_event(vendor, start=start, title="In person", venue_details={})
+        _local_event(
+            vendor,
+            start=start,
+            title="On Zoom",
+            venue_details={"online_meeting": {"provider": "zoom"}},
+        )
+        first = vendor.sync(streams=["meetings"])
+        assert (first.status, first.records_processed, first.records_failed) == ("success", 1, 0)
+        assert [e["subject"] for e in vendor.sim.store.events.values()] == ["Published"]
         assert vendor.sync(streams=["meetings"]).records_processed == 0
 
-
-def test_events_that_do_not_ask_for_teams_are_not_sent(app_db: Database) -> None:
-    with teams(app_db, organizer=ORGANIZER) as vendor:
-        with app_db.tenant(vendor.org_id) as session:
-            session.add(
-                Event(title="In person", event_type="networking", start_date=datetime.now(UTC))
-            )
-        run = vendor.sync(streams=["meetings"])
-        assert (run.status, run.records_processed, run.records_failed) == ("success", 0, 0)
-        assert vendor.sim.store.events == {}
+        with app_db.tenant(vendor.org_id) as session:  # unpublished: its meeting waits
+            session.get(Event, published).status = "draft"
+        assert vendor.sync(streams=["meetings"]).records_processed == 1
+        assert len(vendor.sim.store.events) == 1 and _calls(vendor, "PATCH") == 0
+        assert vendor.sync(streams=["meetings"]).records_processed == 0
 
 
 def test_attendance_fills_check_in_and_out_and_fails_unknown_emails_with_a_reason(

@@ -3,6 +3,7 @@ validationToken handshake, clientState checks, and notifications applied."""
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.parse
 from datetime import UTC, datetime, timedelta
@@ -150,7 +151,7 @@ def test_a_deleted_event_notification_soft_deletes_our_event(
     assert vendor.count(Event) == 0 and vendor.count(Event, include_deleted=True) == 1
 
 
-def test_a_change_notification_through_the_receiver_updates_our_event(
+def test_a_notification_through_the_receiver_is_stored_without_its_client_state_and_applied(
     vendor: Vendor, app_db: Database, sync_worker: Any
 ) -> None:
     [event_id] = vendor.sim.add_events(ORGANIZER, 1)
@@ -174,6 +175,12 @@ def test_a_change_notification_through_the_receiver_updates_our_event(
             break
         time.sleep(0.2)
     assert titles == ["Renamed in Outlook"] and processed == ["processed"]
+    state = _connector(vendor).credentials["client_state"].get_secret_value()
+    assert state.encode() in body
+    with app_db.tenant(vendor.org_id) as session:
+        [stored] = session.execute(select(WebhookDelivery.__table__)).mappings().all()
+    assert state not in repr(dict(stored)) and state.encode() not in bytes(stored["body"])
+    assert json.loads(stored["body"])["value"][0]["clientState"] == "[redacted]"
     with app_db.tenant(vendor.org_id) as session:
         runs = session.scalars(select(IntegrationLog).order_by(IntegrationLog.created_at)).all()
     assert [r.operation for r in runs].count("webhook") == 1

@@ -117,7 +117,11 @@ def test_queue_depth_counts_waiting_messages_on_redis_and_the_filesystem_broker(
     (tmp_path / "broker").mkdir()
     brokers = {
         other: {},
-        "filesystem://localhost//": {"data_folder_in": folder, "data_folder_out": folder},
+        "filesystem://localhost//": {
+            "data_folder_in": folder,
+            "data_folder_out": folder,
+            "control_folder": f"{folder}/control",
+        },
     }
     try:
         for url, options in brokers.items():

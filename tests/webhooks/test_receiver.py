@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
+from connectors import loading
 from connectors.base import WebhookRequest
 from models import Contact, Integration, IntegrationLog, WebhookDelivery
 from models.session import Database
@@ -152,7 +153,7 @@ def test_the_sweeper_enqueues_only_old_unprocessed_deliveries(
     with app_db.tenant(hooked.vendor.org_id) as session:  # as if the enqueue was lost
         stored = inbox.store(
             session,
-            session.get(Integration, hooked.vendor.integration_id),
+            loading.open_connector(session.get(Integration, hooked.vendor.integration_id)),
             WebhookRequest("POST", "http://testserver/x", {}, _body(hooked, contact_id), 0.0),
             "lost-delivery",
             1,

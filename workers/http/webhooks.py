@@ -161,7 +161,7 @@ def _receive(connector: Connector, request: WebhookRequest) -> tuple[Response, i
         raise _Refused(400, reason, "malformed") from None
     try:
         with get_database().tenant(connector.integration.organization_id) as session:
-            stored = inbox.store(session, connector.integration, request, key, len(events))
+            stored = inbox.store(session, connector, request, key, len(events))
     except SQLAlchemyError as exc:
         log.error("webhook inbox unavailable: %s", type(exc).__name__)
         raise _Refused(503, "inbox unavailable, retry later", "inbox_unavailable") from None
