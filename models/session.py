@@ -76,11 +76,15 @@ def _configure_postgresql(engine: Engine) -> None:
     # Nothing tenant-related may survive a connection's return to the pool.
     @event.listens_for(engine, "reset")
     def _reset(dbapi_connection: Any, record: ConnectionPoolEntry, reset_state: Any) -> None:
-        if not reset_state.terminate_only:
-            dbapi_connection.execute("CLOSE ALL")
-            dbapi_connection.execute("RESET ALL")
-            dbapi_connection.execute("DISCARD TEMP")
         dbapi_connection.rollback()
+        if not reset_state.terminate_only:
+            # One round trip, outside any transaction (a RESET rolled back undoes itself).
+            autocommit = dbapi_connection.autocommit
+            dbapi_connection.autocommit = True
+            try:
+                dbapi_connection.execute("CLOSE ALL; RESET ALL; DISCARD TEMP")
+            finally:
+                dbapi_connection.autocommit = autocommit
 
 
 def make_engine(url: str | URL, **overrides: Any) -> Engine:

@@ -21,6 +21,8 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import delete, func, select, update
@@ -90,7 +92,6 @@ def store(
     """Insert the delivery (its body as the connector keeps it) unless it is already there;
     the caller commits, then answers."""
     integration = connector.integration
-    table = WebhookDelivery.__table__
     values = {
         "id": uuid.uuid4(),
         "organization_id": integration.organization_id,
@@ -108,18 +109,7 @@ def store(
         "created_at": utcnow(),
         "updated_at": utcnow(),
     }
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    statement = (
-        insert(table)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["integration_id", "delivery_id"])
-        .returning(table.c.id)
-    )
-    new_id = session.execute(statement).scalar()
+    new_id = session.execute(_insert_once(session.get_bind().dialect.name), values).scalar()
     if new_id is not None:
         return Stored(integration.organization_id, new_id, True)
     existing = session.scalar(
@@ -130,6 +120,22 @@ def store(
     )
     assert existing is not None
     return Stored(integration.organization_id, existing, False)
+
+
+@lru_cache(maxsize=2)
+def _insert_once(dialect: str) -> Any:
+    """``INSERT ... ON CONFLICT (integration_id, delivery_id) DO NOTHING RETURNING id``,
+    built once per dialect (the receiver's hot path)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    table = WebhookDelivery.__table__
+    return (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=["integration_id", "delivery_id"])
+        .returning(table.c.id)
+    )
 
 
 def as_request(delivery: WebhookDelivery) -> WebhookRequest:

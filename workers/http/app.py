@@ -5,7 +5,7 @@ checks and metrics into one Starlette application, served by uvicorn (``plugs we
 from __future__ import annotations
 
 from starlette.applications import Starlette
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import BaseRoute, Mount, Route
 
 from workers.http import feed, health, metrics, webhooks
 
@@ -15,6 +15,8 @@ def create_app() -> Starlette:
         *webhooks.routes,
         *health.routes,
         *metrics.routes,
+        # /feed itself lists the feed (no redirect to /feed/ that drops a client's POST)
+        Route("/feed", feed.list_feed, methods=["GET"]),
         Mount("/feed", routes=feed.routes),
     ]
     return Starlette(routes=routes)

@@ -12,8 +12,9 @@ Order of work for every request (DESIGN.md 2.2, notes/reliability.md 3-4):
 5. parse the events (malformed -> 400 with a short reason);
 6. store the delivery in the inbox (``ON CONFLICT DO NOTHING`` on the vendor's delivery
    id) and commit; if that fails the answer is 503, never 2xx;
-7. answer 2xx, then enqueue ``webhooks.process`` (a lost message is re-enqueued by the
-   inbox sweeper: the stored row is the record, the broker only a transport).
+7. answer 2xx, and hand the delivery to the workers in a batch (:mod:`workers.http.handoff`;
+   a lost message is re-enqueued by the inbox sweeper: the stored row is the record, the
+   broker only a transport).
 
 Nothing here calls a vendor.  The database work runs in the thread pool.
 """
@@ -28,7 +29,6 @@ from threading import Lock
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -40,6 +40,7 @@ from connectors.errors import AuthError, ConfigError, PlugsError
 from models.integrations import Integration
 from models.session import get_database
 from workers import inbox
+from workers.http.handoff import handoff
 from workers.metrics import WEBHOOK_DELIVERIES
 from workers.settings import get_settings
 
@@ -79,6 +80,14 @@ def _connector(provider: str, integration_id: str) -> Connector:
             _cache[key] = known
     if known.connector is None:
         raise _Refused(404, "not found", "unknown_integration")
+    return known.connector
+
+
+def _cached(provider: str, integration_id: str) -> Connector | None:
+    """The connector when a fresh lookup of it is cached (no thread needed), else None."""
+    known = _cache.get((provider, integration_id))
+    if known is None or known.connector is None or known.expires < time.monotonic():
+        return None
     return known.connector
 
 
@@ -163,25 +172,17 @@ def _receive(connector: Connector, request: WebhookRequest) -> tuple[Response, i
         with get_database().tenant(connector.integration.organization_id) as session:
             stored = inbox.store(session, connector, request, key, len(events))
     except SQLAlchemyError as exc:
-        log.error("webhook inbox unavailable: %s", type(exc).__name__)
+        log.error("webhook inbox unavailable: %s", _reason(exc))
         raise _Refused(503, "inbox unavailable, retry later", "inbox_unavailable") from None
     WEBHOOK_DELIVERIES.labels(provider, "accepted", "stored" if stored.new else "duplicate").inc()
     status = connector.webhook_ack_status
     return Response(status_code=status), stored
 
 
-def _enqueue(stored: inbox.Stored) -> None:
-    """After the answer: hand the delivery to a worker (the sweeper covers a failure here)."""
-    from workers.app import app
-
-    try:
-        app.send_task(
-            inbox.PROCESS_TASK, args=[str(stored.organization_id), str(stored.delivery_id)]
-        )
-    except Exception as exc:  # noqa: BLE001 - the broker being down must not lose the row
-        log.warning(
-            "could not enqueue webhook delivery %s (%s); the sweeper will", stored.delivery_id, exc
-        )
+def _reason(exc: SQLAlchemyError) -> str:
+    """The database's own first line (the log filter removes any secret in it)."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
 
 
 async def receive(request: Request) -> Response:
@@ -194,7 +195,9 @@ async def receive(request: Request) -> Response:
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise _Refused(413, "body too large", "too_large")
-        connector = await run_in_threadpool(_connector, provider, integration_id)
+        connector = _cached(provider, integration_id) or await run_in_threadpool(
+            _connector, provider, integration_id
+        )
         label = connector.provider
         body = await _read_body(request, min(limit, connector.webhook_max_bytes))
         vendor_request = _webhook_request(request, body, received_at)
@@ -203,11 +206,11 @@ async def receive(request: Request) -> Response:
         WEBHOOK_DELIVERIES.labels(label, "rejected", refused.metric).inc()
         return JSONResponse({"error": refused.reason}, refused.status)
     except SQLAlchemyError as exc:  # the integration lookup itself could not run
-        log.error("webhook receiver: database unavailable: %s", type(exc).__name__)
+        log.error("webhook receiver: database unavailable: %s", _reason(exc))
         WEBHOOK_DELIVERIES.labels(label, "rejected", "inbox_unavailable").inc()
         return JSONResponse({"error": "unavailable, retry later"}, 503)
     if stored is not None and stored.new:
-        response.background = BackgroundTask(_enqueue, stored)
+        handoff().put(stored.organization_id, stored.delivery_id)
     return response
 
 

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import asdict
 from typing import Any
 
+from connectors.errors import RetryableError
 from models.session import get_database
 from workers import inbox
 from workers.app import app
@@ -33,3 +34,22 @@ def sweep_inbox() -> dict[str, int]:
 def prune_inbox(retention_days: int | None = None) -> dict[str, int]:
     """Delete processed deliveries older than the retention period."""
     return {"deleted": inbox.prune(get_database(), retention_days=retention_days)}
+
+
+@app.task(base=PlugsTask, name="webhooks.process_many")
+def process_many(deliveries: list[str]) -> dict[str, int]:
+    """Process deliveries the receiver stored together (``"org_id:delivery_id"`` each).
+
+    One that hits a vendor error worth retrying is handed to its own ``webhooks.process``
+    task, which retries it with backoff; the others are not held up."""
+    db = get_database()
+    counts = {"processed": 0, "retrying": 0}
+    for pair in deliveries:
+        organization_id, delivery_id = pair.split(":", 1)
+        try:
+            inbox.process(db, uuid.UUID(organization_id), uuid.UUID(delivery_id))
+            counts["processed"] += 1
+        except RetryableError:
+            process.apply_async(args=[organization_id, delivery_id], countdown=5)
+            counts["retrying"] += 1
+    return counts
