@@ -1,81 +1,40 @@
 """`plugs demo`: the main job on whatever the settings say (by default, with no servers).
 
-It migrates the database, creates a demo organization with users, starts a real worker
-process, runs a task through the broker against the database, then syncs a HubSpot
-account -- the HubSpot simulator, served on loopback -- through that worker, and prints
-what it did.
+It migrates the database, starts a worker and the HTTP app (the same children as
+``plugs up``), fills a demo organization connected to the four vendors' simulators
+(:mod:`workers.demo`), waits until the first syncs and the webhook deliveries are
+processed, prints what happened and where to look, and stops its children.
+``plugs up --demo`` does the same filling and keeps everything running.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
+import socket
 import time
-import uuid
-from pathlib import Path
 
 import click
-from sqlalchemy import select
+import httpx
 
-from models import IntegrationLog, Organization, User, accounts, migrate
+from models import migrate
 from models.errors import PlugsError
 from models.session import get_database, make_engine
-from workers.queues import QUEUES
+from workers.cli.up import Child, children, start, stop_all
+from workers.demo import DemoReport, fill_demo, prepare_environment, wait_for_webhooks
 from workers.settings import get_settings
 
-DEMO_ORG = "The Plugs Demo"
-DEMO_CONTACTS = 500
-DEMO_USERS = (
-    ("ada@demo.theplugs.test", "Ada", "Lovelace", True),
-    ("grace@demo.theplugs.test", "Grace", "Hopper", False),
-)
-
-
-def _demo_organization() -> Organization:
-    db = get_database()
-    existing = [o for o in accounts.list_organizations(db) if o.name == DEMO_ORG]
-    org = existing[0] if existing else accounts.create_organization(db, DEMO_ORG, plan="pro")
-    with db.tenant(org.id) as session:
-        have = set(session.scalars(select(User.email)))
-    for email, first, last, admin in DEMO_USERS:
-        if email not in have:
-            accounts.create_user(
-                db, org.id, email, first_name=first, last_name=last, is_admin=admin
-            )
-    return org
-
-
-def _start_worker(log: Path) -> subprocess.Popen[bytes]:
-    """A real worker process (one at a time on the embedded default), its output in ``log``."""
-    command = [
-        sys.executable,
-        "-m",
-        "workers.cli",
-        "worker",
-        "--pool",
-        "solo",
-        "--queues",
-        ",".join(QUEUES),
-        "--loglevel",
-        "WARNING",
-        "--without-mingle",
-        "--without-gossip",
-        "--hostname",
-        f"demo-{os.getpid()}@%h",
-    ]
-    with log.open("ab") as output:
-        return subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+__all__ = ["COMMANDS", "close_kept", "demo", "fill_demo", "fill_in_background"]
+#: Reports of ``plugs up --demo``: kept so that their simulators live as long as we do.
+_KEPT: list[DemoReport] = []
 
 
 @click.command()
-@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for the task.")
-def demo(timeout: float) -> None:
-    """Migrate, create a demo organization, and run a task through a real worker."""
-    # The demo's vendor is a simulator on this machine: let its connectors call loopback.
-    os.environ.setdefault("PLUGS_ALLOW_PRIVATE_URLS", "true")
-    get_settings.cache_clear()
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for each step.")
+@click.option(
+    "--port", "http_port", default=0, type=click.IntRange(0, 65535), help="HTTP app port (0: free)."
+)
+def demo(timeout: float, http_port: int) -> None:
+    """Run the platform with demo data from four vendor simulators, report, and stop."""
+    prepare_environment()
     settings = get_settings()
     where = "embedded default (no servers)" if settings.is_embedded else "configured services"
     click.echo(f"The Plugs demo on the {where}")
@@ -85,74 +44,124 @@ def demo(timeout: float) -> None:
     finally:
         owner.dispose()
     click.echo(f"  database migrated to {migrate.head_revision()}")
-    org = _demo_organization()
-    click.echo(f"  organization {org.name}: {org.id} with {len(DEMO_USERS)} users")
-    from workers.tasks.maintenance import ping
-
-    worker_log = settings.data_dir.resolve() / "demo-worker.log"
-    worker = _start_worker(worker_log)
+    port = http_port or _free_port()
+    found = [c for c in children(settings, port, None) if c.name in ("worker", "http")]
+    start(found, settings.data_dir.resolve() / "logs")
     try:
-        started = time.monotonic()
+        _wait_ready(found, port, timeout)
+        _ping(timeout)
+        report = fill_demo(http_port=port, timeout=timeout)
         try:
-            result = ping.delay().get(timeout=timeout)
-        except Exception as exc:  # noqa: BLE001 - reported as one line below
-            raise PlugsError(f"the worker did not run the task: {exc}") from None
-        took = time.monotonic() - started
-        click.echo(
-            f"  worker {result['worker']} ran maintenance.ping against {result['database']} "
-            f"({result['organizations']} organizations) in {took:.2f}s"
-        )
-        _sync_hubspot(org.id, timeout)
+            processed = wait_for_webhooks(get_database(), report, timeout)
+            _print_report(report, processed)
+        finally:
+            report.close(pause=True)
     finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=30)
-    click.echo(
-        f"Data is under {settings.data_dir.resolve()}; try `plugs org list`, `plugs logs ID`."
-    )
+        stop_all(found)
+    _print_next_steps(report)
 
 
-def _sync_hubspot(org_id: uuid.UUID, timeout: float) -> None:
-    """Serve the HubSpot simulator, connect the demo organization to it, sync, report."""
-    from connectors import sync
-    from connectors.hubspot.simulator import HubSpotSimulator
-    from connectors.integrations import add_integration
-    from connectors.simulator_server import serve
-
-    sim = HubSpotSimulator(private_app_token="pat-na1-demo")
-    ids = sim.add_contacts(DEMO_CONTACTS)
-    for contact_id in ids[:5]:
-        sim.add_engagement("meetings", contact_id, hs_meeting_title="Intro at the summit")
-    sim.update_contact(ids[-1], email="not-an-email@@demo.test")  # one bad record, on purpose
-    db = get_database()
-    with serve(sim) as server:
-        integration = add_integration(
-            db,
-            org_id,
-            "hubspot",
-            {"private_app_token": "pat-na1-demo"},
-            {"base_url": server.base_url},
-        )
-        started = time.monotonic()
-        run_id = sync.start_run(db, org_id, integration.id, full_refresh=True)
-        run = _wait(org_id, run_id, timeout)
-    click.echo(
-        f"  hubspot sync {run.status} in {time.monotonic() - started:.1f}s: "
-        f"{run.records_processed} records synced, {run.records_failed} failed "
-        f"({run.error_details['failures'][0]['reason'] if run.records_failed else 'none'})"
-    )
-    click.echo(f"  integration {integration.id}: `plugs logs {integration.id}` shows the run")
+def fill_in_background(http_port: int) -> None:
+    """``plugs up --demo``: once the HTTP app answers, fill the demo and print its report;
+    the simulators stay up with this process.  A failure is printed, not raised (this runs
+    in a thread beside the supervisor)."""
+    try:
+        _wait_ready([], http_port, 60.0)
+        report = fill_demo(http_port=http_port)
+        _KEPT.append(report)
+        _print_report(report, wait_for_webhooks(get_database(), report, 120.0))
+        _print_next_steps(report, http_port=http_port)
+    except Exception as exc:  # noqa: BLE001 - one line for the operator, the platform stays up
+        click.echo(f"the demo data could not be created: {exc}", err=True)
 
 
-def _wait(org_id: uuid.UUID, run_id: uuid.UUID, timeout: float) -> IntegrationLog:
-    db = get_database()
+def close_kept() -> None:
+    """Stop the simulators of ``plugs up --demo`` before the interpreter exits (left to
+    the garbage collector at exit, a server's shutdown would wait for its dead thread)."""
+    while _KEPT:
+        _KEPT.pop().close()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_ready(found: list[Child], port: int, timeout: float) -> None:
+    """Until the HTTP app's /readyz answers 200 (database and broker reachable)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with db.tenant(org_id) as session:
-            run = session.get(IntegrationLog, run_id)
-            if run is not None and run.status != "running":
-                return run
+        for child in found:
+            if child.process is not None and child.process.poll() is not None:
+                raise PlugsError(
+                    f"the {child.name} process exited with {child.process.returncode}; "
+                    f"see {get_settings().data_dir.resolve() / 'logs' / (child.name + '.log')}"
+                )
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
         time.sleep(0.2)
-    raise PlugsError(f"the demo sync did not finish within {timeout:.0f}s")
+    raise PlugsError(f"the HTTP app on port {port} was not ready within {timeout:.0f}s")
+
+
+def _ping(timeout: float) -> None:
+    from workers.tasks.maintenance import ping
+
+    started = time.monotonic()
+    try:
+        result = ping.delay().get(timeout=timeout)
+    except Exception as exc:  # noqa: BLE001 - reported as one line
+        raise PlugsError(f"the worker did not run the task: {exc}") from None
+    click.echo(
+        f"  worker {result['worker']} ran maintenance.ping against {result['database']} "
+        f"({result['organizations']} organizations) in {time.monotonic() - started:.2f}s"
+    )
+
+
+def _print_report(report: DemoReport, processed: dict[str, int]) -> None:
+    people = report.people
+    click.echo(
+        f"  organization {people.organization.name}: {report.org_id} with "
+        f"{len(people.user_ids)} users and {len(people.event_ids)} events"
+    )
+    for vendor in report.vendors:
+        run = vendor.run
+        assert run is not None
+        failures = (run.error_details or {}).get("failures") or []
+        reason = failures[0]["reason"] if failures else run.message
+        why = f" ({reason})" if run.records_failed or run.status == "failed" else ""
+        refused = "; ".join(vendor.webhooks_refused)
+        click.echo(
+            f"  {vendor.provider} sync {run.status}: {run.records_processed} records synced, "
+            f"{run.records_failed} failed{why}; webhooks: {vendor.webhooks_accepted} sent now, "
+            f"{processed[vendor.provider]} processed in all"
+            + (f", refused: {refused}" if refused else "")
+        )
+        click.echo(
+            f"      integration {vendor.integration_id}: `plugs logs {vendor.integration_id}`"
+        )
+    click.echo(f"  notifications: {report.notifications} new, {report.email_note}")
+
+
+def _print_next_steps(report: DemoReport, http_port: int | None = None) -> None:
+    """Where to look; ``http_port`` when the platform keeps running (``plugs up --demo``)."""
+    from workers.notifications import feed_tokens
+
+    token = feed_tokens.issue(report.org_id, report.people.admin_id, ttl=86_400)
+    click.echo(f"Data is under {get_settings().data_dir.resolve()}. Where to look:")
+    click.echo("  `plugs logs INTEGRATION_ID` for runs, `plugs schedules list` for schedules")
+    if http_port is None:
+        http_port = 8000
+        click.echo(
+            "  `plugs up --demo` keeps it all running, with Flower at http://127.0.0.1:5555 "
+            "(until then the demo's integrations are paused: their simulators stopped with us)"
+        )
+    else:
+        click.echo("  Flower at http://127.0.0.1:5555 (unless --no-flower); Ctrl-C stops it all")
+    click.echo(f"  the admin's feed (for a day): http://127.0.0.1:{http_port}/feed/?token={token}")
 
 
 COMMANDS = [demo]

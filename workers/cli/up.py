@@ -53,7 +53,6 @@ def children(settings: Settings, http_port: int, flower_port: int | None) -> lis
 
 def run(found: list[Child], log_dir: Path) -> int:
     """Start ``found``, wait until Ctrl-C or one of them exits; stop the rest; exit code."""
-    log_dir.mkdir(parents=True, exist_ok=True)
     stopping = False
 
     def _stop(signum: int, frame: object) -> None:
@@ -62,12 +61,7 @@ def run(found: list[Child], log_dir: Path) -> int:
 
     previous = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        for child in found:
-            log = (log_dir / f"{child.name}.log").open("ab")
-            child.process = subprocess.Popen(
-                child.command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-            click.echo(f"  {child.name:7s} pid {child.process.pid}, log {log.name}")
+        start(found, log_dir)
         code = 0
         while not stopping:
             dead = [c for c in found if c.process is not None and c.process.poll() is not None]
@@ -81,14 +75,26 @@ def run(found: list[Child], log_dir: Path) -> int:
                 code = 1
                 break
             time.sleep(0.5)
-        _stop_all(found)
+        stop_all(found)
         return code
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
-def _stop_all(found: list[Child]) -> None:
+def start(found: list[Child], log_dir: Path) -> None:
+    """Start ``found`` in sessions of their own (so a Ctrl-C reaches only us), each logging
+    to ``log_dir/<name>.log``; :func:`stop_all` stops them."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    for child in found:
+        with (log_dir / f"{child.name}.log").open("ab") as log:
+            child.process = subprocess.Popen(
+                child.command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        click.echo(f"  {child.name:7s} pid {child.process.pid}, log {log.name}")
+
+
+def stop_all(found: list[Child]) -> None:
     """SIGTERM every child (a worker finishes its current task: warm shutdown), then wait;
     what is still running after the grace period is killed."""
     running = [c for c in found if c.process is not None and c.process.poll() is None]
@@ -115,6 +121,10 @@ def up(http_port: int, flower_port: int, no_flower: bool, with_demo: bool) -> No
     from models import migrate
     from models.session import make_engine
 
+    if with_demo:  # the children need the demo's settings (loopback simulators, feed secret)
+        from workers.demo import prepare_environment
+
+        prepare_environment()
     settings = get_settings()
     where = "embedded default (no servers)" if settings.is_embedded else "configured services"
     click.echo(f"The Plugs on the {where}")
@@ -132,10 +142,15 @@ def up(http_port: int, flower_port: int, no_flower: bool, with_demo: bool) -> No
         # the processes start first, so the demo's syncs and webhooks are processed live
         import threading
 
-        from workers.cli.demo import fill_demo
+        from workers.cli.demo import fill_in_background
 
-        threading.Timer(3.0, fill_demo, kwargs={"http_port": http_port}).start()
-    sys.exit(run(found, log_dir))
+        threading.Thread(target=fill_in_background, args=(http_port,), daemon=True).start()
+    code = run(found, log_dir)
+    if with_demo:
+        from workers.cli.demo import close_kept
+
+        close_kept()
+    sys.exit(code)
 
 
 COMMANDS = [up]
