@@ -13,6 +13,9 @@ isolate bad rows retry them one by one).
 from __future__ import annotations
 
 import json
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Table, insert, text
@@ -36,8 +39,25 @@ def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
         f'INSERT INTO "{table.name}" ({names}) SELECT {names} '
         f'FROM jsonb_populate_recordset(NULL::"{table.name}", CAST(:rows AS jsonb))'
     )
-    payload = json.dumps([{k: jsonable(v) for k, v in row.items()} for row in filled])
-    session.execute(statement, {"rows": payload})
+    session.execute(statement, {"rows": rows_json(filled)})
+
+
+def rows_json(rows: list[dict[str, Any]]) -> str:
+    """``rows`` as one JSON array for ``jsonb_populate_recordset``: uuids, times and decimals
+    as strings.  The encoder's ``default`` hook only sees those values, which is several
+    times faster than converting every value beforehand."""
+    try:
+        return json.dumps(rows, default=_scalar)
+    except TypeError:  # e.g. a dict with non-string keys somewhere in a JSON column
+        return json.dumps(jsonable(rows))
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, uuid.UUID | Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _with_defaults(table: Table, row: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,6 @@ first with ``ON CONFLICT DO NOTHING`` and only the ones that went in get a notif
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -26,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from models.audit_trail import jsonable
 from models.base import utcnow
-from models.bulk import bulk_insert
+from models.bulk import bulk_insert, rows_json
 from models.errors import PlugsError, TenancyError
 from models.notification_delivery import NotificationDelivery, NotificationRequest
 from models.notifications import CHANNELS, NOTIFICATION_TYPES, Notification
@@ -310,6 +309,7 @@ def _insert_deliveries(
     )
     for start in range(0, len(rows), _INSERT_CHUNK):
         chunk = rows[start : start + _INSERT_CHUNK]
-        payload = json.dumps([{k: jsonable(v) for k, v in row.items()} for row in chunk])
-        won.update(uuid.UUID(str(v)) for v in session.scalars(statement, {"rows": payload}))
+        won.update(
+            uuid.UUID(str(v)) for v in session.scalars(statement, {"rows": rows_json(chunk)})
+        )
     return won
