@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 
 from connectors.base import JSONDict, Page, Stream
 from connectors.errors import ConfigError
-from connectors.teams.mapping import asks_for_teams
+from connectors.teams.mapping import join_url
 from models.base import utcnow
 from models.events import Event, EventAttendee
 from models.organizations import User
@@ -102,9 +102,9 @@ class AttendancePaginator:
                 .order_by(Event.start_date)
             ).all()
         return [
-            [external_id, str(local_id), venue["online_meeting"]["join_url"]]
+            [external_id, str(local_id), url]
             for external_id, local_id, venue in rows
-            if asks_for_teams(venue) and (venue["online_meeting"] or {}).get("join_url")
+            if (url := join_url(venue))
         ]
 
     def _meeting_id(self, client: VendorClient, event_id: uuid.UUID, join_url: str) -> str | None:

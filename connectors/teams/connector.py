@@ -39,6 +39,7 @@ from connectors.base import (
     unwrap_secret,
 )
 from connectors.errors import AuthError, ConfigError, SkippableRecordError
+from connectors.meetings import closed_here
 from connectors.ratelimit import Limit
 from connectors.runs import open_run
 from connectors.teams import subscriptions, webhooks
@@ -177,8 +178,9 @@ class Teams(Connector):
 
     def apply_webhook_event(self, session: PlugsSession, event: WebhookEvent) -> None:
         """created/updated: fetch that event again through the ``events`` stream (a run
-        of its own); deleted: soft-delete our event; lifecycle: renew, recreate, or run a
-        catch-up sync of ``events`` after ``missed``."""
+        of its own); deleted: soft-delete our event unless it is cancelled or deleted here
+        already (then the deletion is our own write-back's echo); lifecycle: renew,
+        recreate, or run a catch-up sync of ``events`` after ``missed``."""
         integration = session.get(Integration, self.integration.id)
         if integration is None:
             raise ConfigError(f"integration {self.integration.id} is gone")
@@ -198,6 +200,8 @@ class Teams(Connector):
             self._lifecycle(session, event)
 
     def _soft_delete(self, session: PlugsSession, graph_id: str) -> None:
+        """Soft-delete the event of a calendar event deleted in Outlook or Teams; one
+        cancelled or deleted here keeps its row as it is (see :func:`closed_here`)."""
         local_id = session.scalar(
             select(ExternalId.local_id).where(
                 ExternalId.integration_id == self.integration.id,
@@ -205,8 +209,12 @@ class Teams(Connector):
                 ExternalId.external_id == graph_id,
             )
         )
-        row = session.get(Event, local_id) if local_id else None
-        if row is not None and not row.is_deleted:
+        if local_id is None:
+            return  # never synced here
+        row = session.scalars(
+            select(Event).where(Event.id == local_id).execution_options(include_deleted=True)
+        ).one_or_none()
+        if row is not None and not closed_here(row):
             row.soft_delete()
 
     def _lifecycle(self, session: PlugsSession, event: WebhookEvent) -> None:

@@ -1,12 +1,10 @@
 """Graph calendar events and attendance records as our rows, and our events as Graph bodies.
 
-Which events ask for Teams: ``events.venue_details`` ("Venue Information" in the ERD) says
-where an event happens; an online one names its platform there::
-
-    venue_details = {"online_meeting": {"provider": "teams"}}
-
-Once the meeting exists the connector owns ``venue_details`` of that event and fills in
-``join_url`` (the Teams join link) and ``event_id`` (the Graph calendar event); the online
+Which events ask for Teams: ``events.settings["meeting_platform"] == "teams"`` (see
+:mod:`connectors.meetings`, shared with Zoom).  What Graph gives back is the event's venue:
+once the meeting exists the connector owns that event's ``venue_details``, ``{"online_meeting":
+{"provider": "teams", "join_url", "event_id"}}`` (the Teams join link and the Graph calendar
+event; a calendar event read from the organizer's mailbox gets it too).  The online
 meeting's id goes to ``metadata["teams"]["meeting_id"]`` and the external-id map (entity
 ``online_meetings``) when attendance is first read.  The event's type travels as an
 Outlook category, so a round trip through Graph keeps it.
@@ -36,15 +34,20 @@ EVENT_COLUMNS = (
 )
 
 
-def asks_for_teams(venue_details: Any) -> bool:
-    """Whether an event's venue_details ask for a Teams meeting (see module docstring)."""
-    online = (venue_details or {}).get("online_meeting")
-    return isinstance(online, dict) and str(online.get("provider") or "").lower() == PROVIDER
-
-
 def graph_event_id(venue_details: Any) -> str | None:
+    return _online(venue_details).get("event_id")
+
+
+def join_url(venue_details: Any) -> str | None:
+    """The Teams join link in an event's venue_details (None: it has no Teams meeting)."""
+    return _online(venue_details).get("join_url")
+
+
+def _online(venue_details: Any) -> dict[str, Any]:
     online = (venue_details or {}).get("online_meeting")
-    return online.get("event_id") if isinstance(online, dict) else None
+    if isinstance(online, dict) and str(online.get("provider") or "").lower() == PROVIDER:
+        return online
+    return {}
 
 
 def graph_datetime(value: Any) -> datetime | None:

@@ -1,10 +1,11 @@
 """Keeping Teams meetings in step with our events (the ``meetings`` export stream).
 
 Only :data:`MEETING_ROWS` are looked at: events that ask for Teams
-(``venue_details.online_meeting.provider == "teams"``, see :mod:`connectors.teams.mapping`)
-and either have a meeting (to update or delete) or should get one (neither a draft nor
-cancelled); drafts and cancelled events without a meeting and events that do not ask for
-Teams are neither pushed nor counted.
+(``settings["meeting_platform"] == "teams"``, see :mod:`connectors.meetings`) and either
+have a meeting (to update or delete) or should get one (neither a draft nor cancelled);
+drafts and cancelled events without a meeting and events that do not ask for Teams are
+neither pushed nor counted.  A calendar event read from the organizer's mailbox is written
+back only once our event asks for Teams too.
 
 Such an event becomes a calendar event of the organizer with a Teams meeting (``POST
 /users/{organizer}/events`` with ``isOnlineMeeting``; our row id is its ``transactionId``,
@@ -22,10 +23,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, and_, func, or_
+from sqlalchemy import ColumnElement, and_, or_
 
 from connectors.base import PushResult
 from connectors.errors import AuthError, ConfigError, FatalError
+from connectors.meetings import asking_for
 from connectors.teams.mapping import PROVIDER, event_body, graph_event_id
 from connectors.teams.paging import PREFER
 from models.events import Event
@@ -33,10 +35,8 @@ from models.events import Event
 if TYPE_CHECKING:
     from connectors.http import VendorClient
 
-_ONLINE = Event.venue_details["online_meeting"]
-#: Events asking for Teams (:func:`connectors.teams.mapping.asks_for_teams` in SQL).
-_ASKS_FOR_TEAMS = func.lower(_ONLINE["provider"].as_string()) == PROVIDER
-_HAS_MEETING = _ONLINE["event_id"].as_string().is_not(None)
+_ASKS_FOR_TEAMS = asking_for(PROVIDER)
+_HAS_MEETING = Event.venue_details["online_meeting"]["event_id"].as_string().is_not(None)
 #: The events the meetings export looks at: those asking for Teams that have a meeting (to
 #: update or delete) or should get one (neither a draft nor cancelled).
 MEETING_ROWS: ColumnElement[bool] = and_(

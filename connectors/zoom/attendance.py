@@ -10,6 +10,14 @@
   attendees still registered or confirmed become ``no_show``.
 * ``recording.completed``: each file becomes a ``media`` row related to the event (video,
   audio or document) in the event's "Zoom recordings" collection, once per file id.
+* ``meeting.deleted``: for an event cancelled or deleted here it is the echo of our own
+  write-back's DELETE and changes nothing (:func:`connectors.meetings.closed_here`).  For
+  an event still on, someone deleted its meeting in Zoom: the event keeps its status and
+  loses the dead meeting (Zoom's ``venue_details``, ``venue`` and ``registration_url`` are
+  cleared, its links to the meeting and its registrants dropped), so while it still asks
+  for Zoom the next ``meetings_export`` gives it a new meeting and ``registrants_export``
+  registers its attendees there.  Nothing is marked deleted.  A deleted occurrence (a
+  recurring meeting; ours are one-off) and a meeting of no event here are ignored.
 
 Every handler is idempotent: times only move outward, rows are found before created.
 """
@@ -21,12 +29,13 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, or_, select
 
 from connectors.base import JSONDict, WebhookEvent
 from connectors.errors import SkippableRecordError
 from connectors.http import VendorClient
-from connectors.zoom.mapping import encode_uuid, parse_time, recording_media
+from connectors.meetings import closed_here
+from connectors.zoom.mapping import encode_uuid, parse_time, recording_media, registrant_key
 from models.events import Event, EventAttendee
 from models.media import Media, MediaCollection, MediaCollectionItem
 from models.organizations import User
@@ -53,6 +62,7 @@ class Attendance:
             "meeting.started": self._started,
             "meeting.ended": self._ended,
             "recording.completed": self._recorded,
+            "meeting.deleted": self._deleted,
         }.get(event.kind)
         if handler is not None:
             handler(obj)
@@ -168,6 +178,35 @@ class Attendance:
             self.session.flush()
             self._link("media", external_id, media.id)
             self.session.add(MediaCollectionItem(collection_id=collection.id, media_id=media.id))
+
+    def _deleted(self, obj: JSONDict) -> None:
+        meeting_id = str(obj.get("id") or "")
+        local_id = self._linked("events", meeting_id) if meeting_id else None
+        if local_id is None or obj.get("occurrences"):
+            return  # not a meeting of ours, or one occurrence of a recurring one
+        event = self.session.scalars(
+            select(Event).where(Event.id == local_id).execution_options(include_deleted=True)
+        ).one_or_none()
+        venue = (event.venue_details or {}) if event is not None else {}
+        if event is None or closed_here(event) or str(venue.get("meeting_id")) != meeting_id:
+            return  # our own DELETE's echo, or the event has another meeting by now
+        if event.venue == "Zoom":
+            event.venue = None
+        if event.registration_url and event.registration_url == venue.get("registration_url"):
+            event.registration_url = None
+        event.venue_details = {}
+        registrants = ExternalId.external_id.startswith(
+            registrant_key(meeting_id, ""), autoescape=True
+        )
+        self.session.execute(
+            delete(ExternalId).where(
+                ExternalId.integration_id == self.integration_id,
+                or_(
+                    (ExternalId.entity_type == "events") & (ExternalId.external_id == meeting_id),
+                    (ExternalId.entity_type == EventAttendee.__tablename__) & registrants,
+                ),
+            )
+        )
 
     def _collection(self, event: Event) -> MediaCollection:
         key = f"recordings:{event.id}"

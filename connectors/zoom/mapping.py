@@ -1,7 +1,7 @@
 """Pure mapping between Zoom records and our rows (no I/O).
 
-Which events get a Zoom meeting: ``events.settings["meeting_platform"] == "zoom"`` (the
-event's settings are where it asks for things).  What Zoom gave back is the event's venue:
+Which events get a Zoom meeting: ``events.settings["meeting_platform"] == "zoom"`` (see
+:mod:`connectors.meetings`, shared with Teams).  What Zoom gave back is the event's venue:
 ``events.venue_details`` holds ``{"platform": "zoom", "meeting_id", "uuid", "join_url",
 "registration_url"}``, ``events.venue`` is "Zoom" and ``events.registration_url`` Zoom's
 registration link; the meeting id is also the event's external id.
@@ -16,8 +16,8 @@ from urllib.parse import quote
 
 from connectors.base import JSONDict, MappedRecord
 from connectors.errors import SkippableRecordError
+from connectors.meetings import asks_for
 
-PLATFORM_SETTING = "meeting_platform"
 PLATFORM = "zoom"
 #: The event columns the meeting mapping owns (compared to decide what to push).
 MEETING_COLUMNS = (
@@ -49,7 +49,7 @@ RECORDING_TYPES = {
 
 
 def asks_for_zoom(event: Any) -> bool:
-    return str((event.settings or {}).get(PLATFORM_SETTING) or "").lower() == PLATFORM
+    return asks_for(event, PLATFORM)
 
 
 def parse_time(value: Any) -> datetime | None:

@@ -1,7 +1,7 @@
 """Write-back to Zoom: events become meetings, attendees become registrants.
 
-Events that ask for Zoom (``settings.meeting_platform == "zoom"``, see
-:mod:`connectors.zoom.mapping`) and are published get a meeting (``POST
+Events that ask for Zoom (``settings["meeting_platform"] == "zoom"``, see
+:mod:`connectors.meetings`) and are published get a meeting (``POST
 /users/{host}/meetings``); a later change of title, description or times updates it
 (``PATCH /meetings/{id}``); the meeting of an event cancelled or soft-deleted is deleted
 (``DELETE``; a 404 means it is gone already) and the event settled, so it is not deleted
@@ -22,14 +22,14 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 
 from connectors.base import PushResult
 from connectors.errors import SkippableRecordError
 from connectors.http import VendorClient
+from connectors.meetings import asking_for
 from connectors.zoom.mapping import (
     PLATFORM,
-    PLATFORM_SETTING,
     asks_for_zoom,
     meeting_body,
     registrant_body,
@@ -40,7 +40,7 @@ from models.organizations import User
 from models.session import get_database
 
 #: Events asking for Zoom (:func:`connectors.zoom.mapping.asks_for_zoom` in SQL).
-_ASKS_FOR_ZOOM = func.lower(Event.settings[PLATFORM_SETTING].as_string()) == PLATFORM
+_ASKS_FOR_ZOOM = asking_for(PLATFORM)
 _HAS_MEETING = Event.venue_details["meeting_id"].as_string().is_not(None)
 #: The events the meetings export looks at: those asking for Zoom that have a meeting (to
 #: update or delete) or should get one (neither a draft nor cancelled).

@@ -16,7 +16,7 @@ from tests.connectors.conformance import ConnectorConformance
 from tests.connectors.harness import Vendor, teams
 
 ORGANIZER = "organizer@contoso.test"
-TEAMS = {"online_meeting": {"provider": "teams"}}
+TEAMS = {"meeting_platform": "teams"}
 
 
 class TeamsHarness:
@@ -56,7 +56,7 @@ class TeamsHarness:
                     status="published",
                     start_date=start + timedelta(hours=n),
                     end_date=start + timedelta(hours=n + 1),
-                    venue_details=TEAMS,
+                    settings=TEAMS,
                 )
                 for title, n in rows
             )

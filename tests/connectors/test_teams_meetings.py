@@ -18,7 +18,7 @@ from models.sync_state import ExternalId
 from tests.connectors.harness import Vendor, teams
 
 ORGANIZER = "organizer@contoso.test"
-TEAMS = {"online_meeting": {"provider": "teams"}}
+TEAMS = {"meeting_platform": "teams"}
 
 
 @pytest.fixture(autouse=True)
@@ -32,6 +32,7 @@ def _local_event(
     start: datetime,
     title: str = "Quarterly review",
     status: str = "published",
+    settings: dict[str, Any] | None = None,
     venue_details: dict[str, Any] | None = None,
 ) -> uuid.UUID:
     with vendor.db.tenant(vendor.org_id) as session:
@@ -41,7 +42,8 @@ def _local_event(
             status=status,
             start_date=start,
             end_date=start + timedelta(hours=1),
-            venue_details=TEAMS if venue_details is None else venue_details,
+            settings=TEAMS if settings is None else settings,
+            venue_details=venue_details or {},
         )
         session.add(event)
         session.flush()
@@ -111,7 +113,7 @@ def test_a_soft_deleted_event_has_its_teams_meeting_deleted_once(app_db: Databas
                 event_type="meeting",
                 status="published",
                 start_date=start,
-                venue_details=TEAMS,
+                settings=TEAMS,
             )
             session.add(never_synced)
             session.flush()
@@ -138,12 +140,14 @@ def test_drafts_and_events_that_do_not_ask_for_teams_are_neither_pushed_nor_coun
         published = _local_event(vendor, start=start, title="Published")
         _local_event(vendor, start=start, title="Draft", status="draft")
         _local_event(vendor, start=start, title="Cancelled early", status="cancelled")
-        _local_event(vendor, start=start, title="In person", venue_details={})
-        _local_event(
+        _local_event(vendor, start=start, title="In person", settings={})
+        _local_event(vendor, start=start, title="On Zoom", settings={"meeting_platform": "zoom"})
+        _local_event(  # a venue naming Teams is where a meeting is, not a request for one
             vendor,
             start=start,
-            title="On Zoom",
-            venue_details={"online_meeting": {"provider": "zoom"}},
+            title="Venue only",
+            settings={},
+            venue_details={"online_meeting": {"provider": "teams"}},
         )
         first = vendor.sync(streams=["meetings"])
         assert (first.status, first.records_processed, first.records_failed) == ("success", 1, 0)

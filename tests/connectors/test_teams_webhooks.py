@@ -186,3 +186,67 @@ def test_a_notification_through_the_receiver_is_stored_without_its_client_state_
     assert [r.operation for r in runs].count("webhook") == 1
     for run in runs:
         wait_for_run(app_db, vendor.org_id, run.id)
+
+
+def _our_event(vendor: Vendor, title: str, status: str = "published") -> Any:
+    """An event of ours asking for Teams, a day from now."""
+    start = datetime.now(UTC) + timedelta(days=1)
+    with vendor.db.tenant(vendor.org_id) as session:
+        event = Event(
+            title=title,
+            event_type="meeting",
+            status=status,
+            start_date=start,
+            end_date=start + timedelta(hours=1),
+            settings={"meeting_platform": "teams"},
+        )
+        session.add(event)
+        session.flush()
+        return event.id
+
+
+def _graph_id(vendor: Vendor, event_id: Any) -> str:
+    with vendor.db.tenant(vendor.org_id) as session:
+        row = session.scalars(
+            select(Event).where(Event.id == event_id).execution_options(include_deleted=True)
+        ).one()
+        return row.venue_details["online_meeting"]["event_id"]
+
+
+def test_the_deleted_notification_echoing_our_own_delete_leaves_our_events_as_they_are(
+    vendor: Vendor, app_db: Database, sync_worker: Any
+) -> None:
+    cancelled, dropped = _our_event(vendor, "Cancelled here"), _our_event(vendor, "Dropped here")
+    vendor.sync(streams=["meetings"])
+    graph_ids = [_graph_id(vendor, cancelled), _graph_id(vendor, dropped)]
+    with app_db.tenant(vendor.org_id) as session:
+        session.get(Event, cancelled).status = "cancelled"
+        session.get(Event, dropped).soft_delete()
+    deleted = vendor.sync(streams=["meetings"])
+    assert (deleted.status, deleted.records_processed) == ("success", 2)
+    assert vendor.sim.store.events == {}  # our write-back deleted both calendar events
+
+    subscriptions.renew_expiring(app_db)
+    for graph_id in graph_ids:  # what Graph then sends, each twice
+        body = vendor.sim.notification(_subscription(vendor).external_id, "deleted", graph_id)
+        _apply(vendor, body)
+        _apply(vendor, body)
+    with app_db.tenant(vendor.org_id) as session:
+        kept = session.get(Event, cancelled)
+        assert (kept.status, kept.is_deleted) == ("cancelled", False)
+        assert kept.venue_details["online_meeting"]["event_id"] == graph_ids[0]
+    assert vendor.count(Event) == 1 and vendor.count(Event, include_deleted=True) == 2
+    again = vendor.sync(streams=["meetings"])  # nothing to push: the echo changed nothing
+    assert (again.status, again.records_processed) == ("success", 0)
+
+
+def test_a_meeting_deleted_in_teams_soft_deletes_our_event_that_is_still_on(
+    vendor: Vendor, app_db: Database, sync_worker: Any
+) -> None:
+    event_id = _our_event(vendor, "Still on here")
+    vendor.sync(streams=["meetings"])
+    graph_id = _graph_id(vendor, event_id)
+    vendor.sim.store.delete_event(graph_id)  # someone deleted it in Outlook or Teams
+    subscriptions.renew_expiring(app_db)
+    _apply(vendor, vendor.sim.notification(_subscription(vendor).external_id, "deleted", graph_id))
+    assert vendor.count(Event) == 0 and vendor.count(Event, include_deleted=True) == 1

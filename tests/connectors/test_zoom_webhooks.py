@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -269,3 +270,83 @@ def test_a_completed_recording_becomes_media_of_the_event_once(vendor: Vendor) -
         assert media["video"].file_url == "https://zoom.us/rec/play/abc"
         assert {m.related_event for m in media.values()} == {event_id}
         assert session.scalar(select(func.count()).select_from(MediaCollectionItem)) == 2
+
+
+def _gone_in_zoom(vendor: Vendor, meeting: Any) -> dict:
+    """The meeting deleted at Zoom (as its DELETE does), and the ``meeting.deleted`` object."""
+    del vendor.sim.store.meetings[meeting.id]
+    vendor.sim.store.deleted.add(meeting.id)
+    return {"id": str(meeting.id), "uuid": meeting.uuid, "topic": meeting.topic, "type": 2}
+
+
+def test_a_meeting_deleted_in_zoom_leaves_the_event_on_and_the_next_export_replaces_it(
+    app_db: Database, sync_worker: Any
+) -> None:
+    with zoom(app_db) as vendor:
+        with app_db.tenant(vendor.org_id) as session:
+            event, ada = zoom_event(), User(email="ada@example.com", first_name="Ada")
+            session.add_all([event, ada])
+            session.flush()
+            session.add(EventAttendee(event_id=event.id, user_id=ada.id, status="confirmed"))
+        vendor.sync(streams=["meetings_export"])
+        vendor.sync(streams=["registrants_export"])
+        [old] = vendor.sim.store.meetings.values()
+
+        gone = _gone_in_zoom(vendor, old)  # someone deleted it in Zoom
+        deliver(vendor, "meeting.deleted", gone)
+        deliver(vendor, "meeting.deleted", gone)  # retried: the same outcome
+        with app_db.tenant(vendor.org_id) as session:
+            row = session.get(Event, event.id)
+            assert (row.status, row.venue_details, row.venue, row.registration_url) == (
+                "published",
+                {},
+                None,
+                None,
+            )
+        assert vendor.count(Event, include_deleted=True) == vendor.count(Event) == 1
+        assert vendor.count(EventAttendee) == 1
+
+        run = vendor.sync(streams=["meetings_export"])
+        assert (run.status, run.records_processed) == ("success", 1)
+        [new] = vendor.sim.store.meetings.values()
+        assert new.id != old.id
+        registered = vendor.sync(streams=["registrants_export"])
+        assert (registered.status, registered.records_processed) == ("success", 1)
+        assert [r["email"] for r in new.registrants] == ["ada@example.com"]
+        with app_db.tenant(vendor.org_id) as session:
+            assert session.get(Event, event.id).venue_details["meeting_id"] == str(new.id)
+
+
+def test_the_meeting_deleted_webhook_echoing_our_own_delete_changes_nothing(
+    app_db: Database, sync_worker: Any
+) -> None:
+    with zoom(app_db) as vendor:
+        with app_db.tenant(vendor.org_id) as session:
+            session.add_all([zoom_event("Cancelled here"), zoom_event("Dropped here")])
+        vendor.sync(streams=["meetings_export"])
+        meetings = {m.topic: m for m in vendor.sim.store.meetings.values()}
+        with app_db.tenant(vendor.org_id) as session:
+            events = {e.title: e for e in session.scalars(select(Event))}
+            events["Cancelled here"].status = "cancelled"
+            events["Dropped here"].soft_delete()
+        deleted = vendor.sync(streams=["meetings_export"])
+        assert (deleted.status, deleted.records_processed) == ("success", 2)
+        assert vendor.sim.store.meetings == {}  # our write-back deleted both meetings
+
+        for meeting in meetings.values():  # what Zoom then sends
+            obj = {"id": str(meeting.id), "uuid": meeting.uuid, "topic": meeting.topic}
+            deliver(vendor, "meeting.deleted", obj)
+        with app_db.tenant(vendor.org_id) as session:
+            kept = session.get(Event, events["Cancelled here"].id)
+            assert (kept.status, kept.venue) == ("cancelled", "Zoom")
+            assert kept.venue_details["meeting_id"] == str(meetings["Cancelled here"].id)
+        assert vendor.count(Event) == 1 and vendor.count(Event, include_deleted=True) == 2
+        again = vendor.sync(streams=["meetings_export"])
+        assert (again.status, again.records_processed) == ("success", 0)
+
+
+def test_a_deleted_meeting_of_no_event_here_is_ignored(vendor: Vendor) -> None:
+    stranger = vendor.sim.add_meeting("Someone else's meeting")
+    deliver(vendor, "meeting.deleted", _gone_in_zoom(vendor, stranger))
+    with vendor.db.tenant(vendor.org_id) as session:
+        assert session.scalars(select(Event.status)).all() == ["published"]

@@ -27,11 +27,11 @@ DEMO_USERS = (
 )
 ZOOM_EVENT = "Intro workshop (on Zoom)"
 TEAMS_EVENT = "Quarterly review (on Teams)"
-#: title, event type, what it asks for (settings, venue_details)
-DEMO_EVENTS: tuple[tuple[str, str, dict[str, Any], dict[str, Any]], ...] = (
-    (ZOOM_EVENT, "workshop", {"meeting_platform": "zoom"}, {}),
-    (TEAMS_EVENT, "meeting", {}, {"online_meeting": {"provider": "teams"}}),
-    ("Summer summit", "conference", {}, {}),
+#: title, event type, what it asks for (settings; see connectors.meetings)
+DEMO_EVENTS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    (ZOOM_EVENT, "workshop", {"meeting_platform": "zoom"}),
+    (TEAMS_EVENT, "meeting", {"meeting_platform": "teams"}),
+    ("Summer summit", "conference", {}),
 )
 
 
@@ -69,7 +69,7 @@ def _ensure_events(
     first = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=7)
     with db.tenant(org_id) as session:
         found = {e.title: e.id for e in session.scalars(select(Event))}
-        for number, (title, kind, settings, venue) in enumerate(DEMO_EVENTS):
+        for number, (title, kind, settings) in enumerate(DEMO_EVENTS):
             if title in found:
                 continue
             start = first + timedelta(days=number)
@@ -81,7 +81,6 @@ def _ensure_events(
                 end_date=start + timedelta(minutes=90),
                 timezone="UTC",
                 settings=settings,
-                venue_details=venue,
                 description=f"A demo event of {DEMO_ORG}.",
             )
             session.add(event)
