@@ -8,6 +8,7 @@ simulators upserts the same records instead of adding new ones.
 
 from __future__ import annotations
 
+import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -78,14 +79,15 @@ class HubSpot:
     source_of_truth = False
 
     def __init__(self) -> None:
-        self.sim = HubSpotSimulator(private_app_token="pat-na1-demo")
+        self.token = f"pat-na1-demo-{_fresh()}"
+        self.sim = HubSpotSimulator(private_app_token=self.token)
         self.ids = self.sim.add_contacts(HUBSPOT_CONTACTS)
         for contact_id in self.ids[:5]:
             self.sim.add_engagement("meetings", contact_id, hs_meeting_title="Intro at the summit")
         self.sim.update_contact(self.ids[-1], email="not-an-email@@demo.test")  # on purpose
 
     def connection(self, base_url: str) -> tuple[dict[str, str], dict[str, str]]:
-        credentials = {"private_app_token": "pat-na1-demo", "client_secret": HUBSPOT_CLIENT_SECRET}
+        credentials = {"private_app_token": self.token, "client_secret": HUBSPOT_CLIENT_SECRET}
         return credentials, {"base_url": base_url}
 
     def deliveries(self, target: Target) -> list[Delivery]:
@@ -114,7 +116,7 @@ class Mailchimp:
     source_of_truth = False
 
     def __init__(self) -> None:
-        self.sim = MailchimpSimulator()
+        self.sim = MailchimpSimulator(api_key=f"{_fresh()}{_fresh()}{_fresh()}{_fresh()}-us21")
         self.sim.add_members(MAILCHIMP_MEMBERS)
 
     def connection(self, base_url: str) -> tuple[dict[str, str], dict[str, str]]:
@@ -138,7 +140,7 @@ class Zoom:
     source_of_truth = True
 
     def __init__(self, admin_email: str) -> None:
-        self.sim = ZoomSimulator()
+        self.sim = ZoomSimulator(account_id=f"demo-account-{_fresh()}")
         self.admin_email = admin_email
 
     def connection(self, base_url: str) -> tuple[dict[str, str], dict[str, str]]:
@@ -181,7 +183,7 @@ class Teams:
     source_of_truth = False
 
     def __init__(self) -> None:
-        self.sim = GraphSimulator()
+        self.sim = GraphSimulator(tenant_id=str(uuid.uuid4()))
         self.sim.add_user(TEAMS_ORGANIZER, "Demo Organizer")
         self.event_ids = self.sim.add_events(TEAMS_ORGANIZER, TEAMS_CALENDAR_EVENTS)
 
@@ -224,3 +226,9 @@ def _external_id(target: Target, entity: str, local_id: uuid.UUID) -> str | None
                 ExternalId.local_id == local_id,
             )
         )
+
+
+def _fresh() -> str:
+    """Random hex for this run's vendor accounts: their rate limits are shared through
+    Redis by account, and a demo must not inherit another run's waits (or a test's)."""
+    return secrets.token_hex(4)
