@@ -18,15 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import OperationalError
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_fixed
 
 from connectors.credentials import store_credentials
 from connectors.integrations import add_integration
+from connectors.meetings import asking_for
 from connectors.runs import open_run
 from connectors.simulator_server import serve
 from models.errors import PlugsError
+from models.events import Event
 from models.integrations import Integration, IntegrationLog
 from models.session import Database, get_database
 from models.sync_state import ExternalId
@@ -154,7 +156,7 @@ def _connect(
     credentials, settings = vendor.connection(server.base_url)
     integration_id = _integration(db, org_id, vendor.provider, credentials, settings)
     if vendor.source_of_truth:
-        _forget_links(db, org_id, integration_id)
+        _forget_links(db, org_id, integration_id, vendor.provider)
     if vendor.provider == "teams" and http_port is not None:
         url = f"http://127.0.0.1:{http_port}/webhooks/teams/{integration_id}"
         teams_subscription.follow(db, org_id, integration_id, url)
@@ -195,10 +197,20 @@ def _integration(
     return add_integration(db, org_id, provider, credentials, settings).id
 
 
-def _forget_links(db: Database, org_id: uuid.UUID, integration_id: uuid.UUID) -> None:
-    """Drop the integration's links to vendor objects (see ``DemoVendor.source_of_truth``)."""
+def _forget_links(
+    db: Database, org_id: uuid.UUID, integration_id: uuid.UUID, provider: str
+) -> None:
+    """Drop the integration's links to vendor objects (see ``DemoVendor.source_of_truth``),
+    and what the last run's meetings wrote onto the events asking for this platform (their
+    ids and join URLs name meetings of a simulator that is gone)."""
     with db.tenant(org_id) as session:
         session.execute(delete(ExternalId).where(ExternalId.integration_id == integration_id))
+        session.execute(
+            update(Event)
+            .where(asking_for(provider))
+            .values(venue_details={}, registration_url=None)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _post(
