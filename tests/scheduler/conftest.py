@@ -29,8 +29,11 @@ def empty_acme(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json={"people": []})
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def acme_server(acme_installed: Path) -> Iterator[RunningServer]:
+    """Up for the whole session: runs a test's schedules started are still being worked
+    on when it ends, and with their vendor gone they would retry against a closed port,
+    taking the shared worker's time from the tests that come after."""
     with serve(empty_acme) as server:
         yield server
 
