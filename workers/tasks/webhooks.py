@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import asdict
 from typing import Any
@@ -11,6 +12,8 @@ from models.session import get_database
 from workers import inbox
 from workers.app import app
 from workers.base_task import PlugsTask
+
+log = logging.getLogger(__name__)
 
 
 @app.task(base=PlugsTask, name="webhooks.process", max_retries=None)
@@ -40,8 +43,9 @@ def prune_inbox(retention_days: int | None = None) -> dict[str, int]:
 def process_many(deliveries: list[str]) -> dict[str, int]:
     """Process deliveries the receiver stored together (``"org_id:delivery_id"`` each).
 
-    One that hits a vendor error worth retrying is handed to its own ``webhooks.process``
-    task, which retries it with backoff; the others are not held up."""
+    One that hits a vendor error worth retrying (or crashes) is handed to its own
+    ``webhooks.process`` task, which retries it with backoff and its attempt cap; the
+    others are not held up."""
     db = get_database()
     counts = {"processed": 0, "retrying": 0}
     for pair in deliveries:
@@ -50,6 +54,10 @@ def process_many(deliveries: list[str]) -> dict[str, int]:
             inbox.process(db, uuid.UUID(organization_id), uuid.UUID(delivery_id))
             counts["processed"] += 1
         except RetryableError:
+            process.apply_async(args=[organization_id, delivery_id], countdown=5)
+            counts["retrying"] += 1
+        except Exception:  # noqa: BLE001 - one delivery's bug must not hold up the batch
+            log.exception("webhook delivery %s crashed; handed to its own task", delivery_id)
             process.apply_async(args=[organization_id, delivery_id], countdown=5)
             counts["retrying"] += 1
     return counts
