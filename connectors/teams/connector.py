@@ -85,6 +85,9 @@ class Teams(Connector):
             cursor_field="lastModifiedDateTime",
             page_size=50,
             fetch_by_ids=fetch_events_by_ids,
+            # After this run's write-back: meetings we just created are linked to our
+            # events by then, not pulled in again as new events.
+            after=("meetings",),
         ),
         Stream(
             name="attendance",

@@ -98,7 +98,9 @@ class Zoom(Connector):
             mapper=map_registrant,
             cursor_field="create_time",
             page_size=300,
-            after=("meetings",),
+            # After this run's write-back: registrants we just created are linked to our
+            # attendees by then, not pulled in again as new ones.
+            after=("meetings", "registrants_export"),
         ),
     )
     export_streams = (
