@@ -149,6 +149,9 @@ class HubSpot(Connector):
             cursor_field="lastmodifieddate",
             page_size=100,
             fetch_by_ids=fetch_by_ids(CONTACT_PROPERTIES),
+            # After this run's write-back: what we just pushed is linked to our rows by
+            # then, not pulled in again as new contacts.
+            after=("contacts_export",),
         ),
         Stream(
             name="archived_contacts",

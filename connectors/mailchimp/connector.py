@@ -147,6 +147,9 @@ class Mailchimp(Connector):
             cursor_field="last_changed",
             page_size=MAX_COUNT,
             fetch_by_ids=fetch_members,
+            # After this run's write-back: what we just pushed is linked to our rows by
+            # then, not pulled in again as new contacts.
+            after=("members_export",),
         ),
         Stream(
             name="activity",
