@@ -74,8 +74,9 @@ def test_an_opened_run_has_every_stream_its_cursor_and_its_first_page_tasks(
         assert len(streams) == 7  # every stream, write-back too
         assert streams["contacts"]["start_state"] == {"cursor": "7"}
         assert streams["notes"]["status"] == "waiting"  # engagements wait for contacts
+        assert streams["contacts"]["status"] == "waiting"  # ...which waits for the write-back
         assert streams["contacts_export"]["direction"] == "push"
-        assert len(scheduled["tasks"]) == 3  # contacts, archived_contacts, contacts_export
+        assert len(scheduled["tasks"]) == 2  # archived_contacts, contacts_export
         assert full["streams"][0]["start_state"] == {}
         assert full["run"]["request_data"]["full_refresh"] is True
         assert replay["streams"][0]["page_cursor"] == {"ids": ["151", "152"]}

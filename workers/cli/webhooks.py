@@ -34,6 +34,9 @@ def webhooks(ctx: click.Context, host: str, port: int, workers: int) -> None:
         log_config=None,
         proxy_headers=True,
         access_log=False,
+        # Longer than the idle timeout of clients and load balancers in front (60 s on
+        # most), so the server never closes a kept-alive connection a client is reusing.
+        timeout_keep_alive=75,
     )
 
 
