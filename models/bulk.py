@@ -33,13 +33,34 @@ def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
         for shape in _by_shape(filled):
             session.execute(insert(table), shape)
         return
-    columns = sorted({name for row in filled for name in row})
+    session.execute(_from_json(table, filled), {"rows": rows_json(filled)})
+
+
+def insert_new(
+    session: Session, table: Table, rows: list[dict[str, Any]], returning: str
+) -> list[Any]:
+    """:func:`bulk_insert` that skips rows conflicting with a unique constraint
+    (``ON CONFLICT DO NOTHING``); the ``returning`` column of the rows that went in."""
+    if not rows:
+        return []
+    filled = [_with_defaults(table, row) for row in rows]
+    if session.get_bind().dialect.name != "postgresql":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(table).on_conflict_do_nothing().returning(table.c[returning])
+        return [value for row in filled for value in session.scalars(statement, row)]
+    suffix = f' ON CONFLICT DO NOTHING RETURNING "{returning}"'
+    return list(session.scalars(_from_json(table, filled, suffix), {"rows": rows_json(filled)}))
+
+
+def _from_json(table: Table, rows: list[dict[str, Any]], suffix: str = "") -> Any:
+    """``INSERT ... SELECT ... FROM jsonb_populate_recordset(:rows)`` for these rows' columns."""
+    columns = sorted({name for row in rows for name in row})
     names = ", ".join(f'"{name}"' for name in columns)
-    statement = text(
+    return text(
         f'INSERT INTO "{table.name}" ({names}) SELECT {names} '
-        f'FROM jsonb_populate_recordset(NULL::"{table.name}", CAST(:rows AS jsonb))'
+        f'FROM jsonb_populate_recordset(NULL::"{table.name}", CAST(:rows AS jsonb)){suffix}'
     )
-    session.execute(statement, {"rows": rows_json(filled)})
 
 
 def rows_json(rows: list[dict[str, Any]]) -> str:

@@ -19,13 +19,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from models.audit_trail import jsonable
 from models.base import utcnow
-from models.bulk import bulk_insert, rows_json
+from models.bulk import bulk_insert, insert_new
 from models.errors import PlugsError, TenancyError
 from models.notification_delivery import NotificationDelivery, NotificationRequest
 from models.notifications import CHANNELS, NOTIFICATION_TYPES, Notification
@@ -296,20 +294,7 @@ def _insert_deliveries(
     rows = [_delivery_row(org_id, content, row, now) for row in planned]
     table = NotificationDelivery.__table__
     won: set[uuid.UUID] = set()
-    if session.get_bind().dialect.name != "postgresql":
-        statement = sqlite_insert(table).on_conflict_do_nothing().returning(table.c.notification_id)
-        for row in rows:
-            won.update(session.scalars(statement, row))
-        return won
-    names = ", ".join(f'"{name}"' for name in rows[0]) if rows else ""
-    statement = text(
-        f"INSERT INTO notification_deliveries ({names}) SELECT {names} "
-        "FROM jsonb_populate_recordset(NULL::notification_deliveries, CAST(:rows AS jsonb)) "
-        "ON CONFLICT DO NOTHING RETURNING notification_id"
-    )
     for start in range(0, len(rows), _INSERT_CHUNK):
         chunk = rows[start : start + _INSERT_CHUNK]
-        won.update(
-            uuid.UUID(str(v)) for v in session.scalars(statement, {"rows": rows_json(chunk)})
-        )
+        won.update(uuid.UUID(str(v)) for v in insert_new(session, table, chunk, "notification_id"))
     return won
