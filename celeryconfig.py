@@ -1,4 +1,4 @@
-"""Celery configuration: only maps the typed settings (``workers.settings``) onto Celery keys.
+"""Celery configuration: only maps the typed settings (``core.settings``) onto Celery keys.
 
 The reliability choices (DESIGN.md section 4, notes/reliability.md section 1): tasks are
 acknowledged after they finish and requeued if their process dies, each worker process
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from kombu import Exchange, Queue
 
+from core.queues import QUEUES, ROUTES
+from core.settings import get_settings
 from scheduler.housekeeping import housekeeping_schedule
-from workers.queues import QUEUES, ROUTES
-from workers.settings import get_settings
 
 _settings = get_settings()
 

@@ -28,9 +28,9 @@ from aiosmtpd.controller import Controller
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.environment import scratch_database, scratch_redis  # noqa: E402
-from connectors.simulator_server import serve  # noqa: E402
-from workers.notifications.simulators import TwilioSimulator  # noqa: E402
-from workers.queues import QUEUES  # noqa: E402
+from core.queues import QUEUES  # noqa: E402
+from simulators.notifications import TwilioSimulator  # noqa: E402
+from simulators.server import serve  # noqa: E402
 
 CHANNELS = ("in_app", "email", "sms")
 
@@ -178,9 +178,10 @@ def main() -> None:
             ),
         }
         os.environ.update(env)
+        import workers.app  # noqa: F401 - publishes the outbox
         from models.accounts import create_organization
         from models.session import get_database
-        from workers.notifications import Audience, Content, send
+        from notifications import Audience, Content, send
 
         org = create_organization(get_database(), "Bench fan-out")
         make_users(database["app_url"], org.id, args.recipients)

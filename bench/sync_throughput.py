@@ -29,9 +29,9 @@ from psycopg.types.json import Jsonb
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.environment import scratch_database, scratch_redis  # noqa: E402
-from connectors.hubspot.simulator import HubSpotSimulator  # noqa: E402
-from connectors.simulator_server import serve  # noqa: E402
-from workers.queues import QUEUES  # noqa: E402
+from core.queues import QUEUES  # noqa: E402
+from simulators.hubspot.server import HubSpotSimulator  # noqa: E402
+from simulators.server import serve  # noqa: E402
 
 RAW_TABLE = """CREATE TABLE IF NOT EXISTS bench_raw_contacts (
     external_id text PRIMARY KEY, first_name text, last_name text, email text, phone text,
@@ -142,11 +142,12 @@ class RssSampler(threading.Thread):
 
 def ours(base_url: str, env: dict[str, str], contacts: int, data_dir: Path) -> tuple[float, int]:
     """Records/s of a full contacts sync through a real worker, and its peak RSS (KiB)."""
-    from connectors import sync
     from connectors.integrations import add_integration
     from models import IntegrationLog
     from models.accounts import create_organization
     from models.session import get_database
+    from runs import sync
+    from workers.app import app  # noqa: F401 - publishes the outbox
 
     db = get_database()
     org = create_organization(db, f"Bench {uuid.uuid4().hex[:6]}")

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.environment import scratch_database, scratch_redis  # noqa: E402
-from connectors.hubspot.simulator_webhooks import delivery  # noqa: E402
+from simulators.hubspot.webhooks import delivery  # noqa: E402
 
 SECRET = "bench-client-secret"
 BARE_APP = """

@@ -11,9 +11,9 @@ A connector is one declarative class::
         streams = (Stream(name="contacts", entity=Contact, paginator=..., mapper=map_contact), ...)
 
 Paging, retries, rate limits, credentials, idempotent upserts, cursors and run accounting
-belong to the framework (:mod:`connectors.http`, :mod:`connectors.sync`, ...).  Mapping
+belong to the framework (:mod:`connectors.http`, :mod:`runs.sync`, ...).  Mapping
 functions are pure: vendor record in, :class:`MappedRecord` out, or
-:class:`~connectors.errors.SkippableRecordError` for a record that cannot be used.
+:class:`~core.errors.SkippableRecordError` for a record that cannot be used.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import httpx
 
-from connectors.errors import ConfigError
+from core.errors import ConfigError
 
 if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement
@@ -195,6 +195,16 @@ class WebhookEvent:
 
 
 @dataclass(frozen=True)
+class SyncRequest:
+    """What an event may ask for instead of writing itself: a run of these streams (of the
+    event's integration, triggered by the webhook), limited to ``record_ids`` per stream
+    where given.  The inbox opens it in the delivery's transaction."""
+
+    streams: tuple[str, ...]
+    record_ids: dict[str, list[str]] | None = None
+
+
+@dataclass(frozen=True)
 class WebhookReply:
     """The receiver's answer to a vendor's handshake (a validation GET or challenge)."""
 
@@ -258,7 +268,7 @@ class Connector:
     def verify_webhook(self, request: WebhookRequest) -> None:
         """Check the delivery's signature (and timestamp) with this integration's secret.
 
-        Raise :class:`~connectors.errors.AuthError` when it does not verify; the default
+        Raise :class:`~core.errors.AuthError` when it does not verify; the default
         refuses every delivery (a connector without webhooks).
         """
         raise ConfigError(f"{self.provider} does not receive webhooks")
@@ -288,12 +298,15 @@ class Connector:
         keys = "\n".join(sorted(event.event_id for event in events))
         return hashlib.sha256(keys.encode()).hexdigest()
 
-    def apply_webhook_event(self, session: PlugsSession, event: WebhookEvent) -> None:
+    def apply_webhook_event(
+        self, session: PlugsSession, event: WebhookEvent
+    ) -> SyncRequest | None:
         """Apply one verified event in ``session`` (the organization's transaction; the
-        framework wraps each event in a savepoint and writes the run's integration_logs row).
+        framework wraps each event in a savepoint and writes the run's integration_logs row),
+        or return a :class:`SyncRequest` for the records it names to be read again.
 
         It must be idempotent: the same event applied twice changes nothing the second time.
-        Raise :class:`~connectors.errors.SkippableRecordError` (or ``ValueError``) for an
+        Raise :class:`~core.errors.SkippableRecordError` (or ``ValueError``) for an
         event that cannot be applied: a per-event failure, with its reason.  Events of kinds
         the connector does not act on are simply returned from (counted as succeeded)."""
         raise ConfigError(f"{self.provider} does not receive webhooks")

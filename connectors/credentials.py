@@ -37,12 +37,11 @@ from pydantic import Secret, SecretStr
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from connectors.errors import ConfigError
+from core.errors import ConfigError, NotFoundError
+from core.settings import Settings, get_settings
 from models import tenancy
-from models.errors import NotFoundError
 from models.integrations import Integration
 from models.session import Database
-from workers.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from typing import Any
 from sqlalchemy import select
 
 from connectors.base import Connector, ExportStream, PushResult, Stream
-from connectors.errors import SkippableRecordError
 from connectors.http import VendorClient
 from connectors.upsert import PageOutcome, apply_page, local_hash
+from core.errors import SkippableRecordError
 from models.base import Base, utcnow
 from models.session import PlugsSession
 from models.sync_state import ExternalId

@@ -33,7 +33,11 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from connectors.errors import (
+from connectors.http_messages import describe, describe_response
+from connectors.http_rate_headers import parse_retry_after, rate_limit_wait, rate_observation
+from connectors.http_urls import UnsafeURLError, check_url
+from connectors.ratelimit import Concurrency, Limit, RateLimiter
+from core.errors import (
     AuthError,
     ConnectorError,
     FatalError,
@@ -41,10 +45,6 @@ from connectors.errors import (
     RetryableError,
     SkippableRecordError,
 )
-from connectors.http_messages import describe, describe_response
-from connectors.http_rate_headers import parse_retry_after, rate_limit_wait, rate_observation
-from connectors.http_urls import UnsafeURLError, check_url
-from connectors.ratelimit import Concurrency, Limit, RateLimiter
 
 __all__ = [
     "STATUS_ACTIONS",
@@ -313,6 +313,6 @@ class VendorClient:
 
 
 def _allow_private() -> bool:
-    from workers.settings import get_settings
+    from core.settings import get_settings
 
     return bool(getattr(get_settings(), "allow_private_urls", False))

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import httpx
 
-from connectors.errors import RateLimitedError
+from core.errors import RateLimitedError
 
 # --- HubSpot (hubspot-mailchimp.md A4) -----------------------------------------------------
 HUBSPOT_REMAINING: Final = "X-HubSpot-RateLimit-Remaining"

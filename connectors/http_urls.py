@@ -19,7 +19,7 @@ from typing import Final
 
 import httpx
 
-from connectors.errors import ConfigError
+from core.errors import ConfigError
 
 #: ``resolve(host, port)`` -> the addresses the host resolves to.
 Resolver = Callable[[str, int], list[str]]

@@ -9,10 +9,9 @@ from typing import Any
 from sqlalchemy import select
 
 from connectors.credentials import store_credentials
-from connectors.errors import ConfigError
 from connectors.registry import get_connector
+from core.errors import ConfigError, NotFoundError
 from models.accounts import get_organization
-from models.errors import NotFoundError
 from models.integrations import Integration, IntegrationLog
 from models.session import Database
 

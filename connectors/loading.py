@@ -15,8 +15,8 @@ from connectors.credentials import decrypt_credentials
 from connectors.http import Throttle, VendorClient
 from connectors.ratelimit import limiter_from_settings
 from connectors.registry import get_connector
+from core.settings import get_settings
 from models.integrations import Integration
-from workers.settings import get_settings
 
 
 def connector_class(integration: Integration) -> type[Connector]:

@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Final, NamedTuple, Protocol
 import redis
 from redis.commands.core import Script
 
-from connectors.errors import RateLimitedError, RetryableError
+from core.errors import RateLimitedError, RetryableError
 
 if TYPE_CHECKING:
-    from workers.settings import Settings
+    from core.settings import Settings
 
 __all__ = [
     "Concurrency",

@@ -11,7 +11,7 @@ from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
 
 from connectors.base import Connector
-from connectors.errors import ConfigError
+from core.errors import ConfigError
 
 GROUP = "plugs.connectors"
 

@@ -22,11 +22,11 @@ from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from connectors.base import JSONDict, MappedRecord, Stream
-from connectors.errors import SkippableRecordError
+from core.errors import SkippableRecordError
 from models import tenancy
-from models.audit_trail import jsonable, record_inserts
+from models.audit_trail import record_inserts
 from models.base import Base, utcnow
-from models.bulk import bulk_insert
+from models.bulk import bulk_insert, jsonable
 from models.session import PlugsSession
 from models.sync_state import ExternalId
 

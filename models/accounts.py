@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from models.errors import NotFoundError, PlugsError
+from core.errors import NotFoundError, PlugsError
 from models.organizations import SUBSCRIPTION_PLANS, Organization, User
 from models.session import Database
 

@@ -9,8 +9,6 @@ changed but never with their values.  The acting user is the session's ``user_id
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import event, insert, inspect
@@ -18,25 +16,11 @@ from sqlalchemy.orm import Session
 
 from models.audit import AuditLog
 from models.base import Base, utcnow
+from models.bulk import bulk_insert, jsonable
 from models.organizations import Organization
 
 REDACTED = "[redacted]"
 _NOT_AUDITED = frozenset({"updated_at"})
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` as something JSON can hold (uuids, times and decimals as strings)."""
-    if value is None or isinstance(value, str | bool | int | float):
-        return value
-    if isinstance(value, uuid.UUID | Decimal):
-        return str(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    return value
 
 
 def _columns(obj: Base) -> list[tuple[str, str]]:
@@ -126,8 +110,6 @@ def record_inserts(session: Session, model: type[Base], rows: list[dict[str, Any
     redacted = getattr(model, "__audit_redacted__", ())
     actor = session.info.get("user_id")
     now = utcnow()
-    from models.bulk import bulk_insert
-
     bulk_insert(
         session,
         AuditLog.__table__,

@@ -21,7 +21,20 @@ from typing import Any
 from sqlalchemy import Table, insert, text
 from sqlalchemy.orm import Session
 
-from models.audit_trail import jsonable
+
+def jsonable(value: Any) -> Any:
+    """``value`` as something JSON can hold (uuids, times and decimals as strings)."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, uuid.UUID | Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
 
 
 def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:

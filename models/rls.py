@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, MetaData, text
 
-from models.errors import PlugsError
+from core.errors import PlugsError
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 

@@ -28,8 +28,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from core.errors import TenancyError
 from models import audit_trail, tenancy
-from models.errors import TenancyError
 
 log = logging.getLogger(__name__)
 #: Lock a row we update without changing its keys: ``FOR NO KEY UPDATE`` on PostgreSQL, which
@@ -162,7 +162,7 @@ def _as_uuid(value: uuid.UUID | str, what: str) -> uuid.UUID:
 @lru_cache(maxsize=1)
 def get_database() -> Database:
     """The process-wide database of the application role, from the settings."""
-    from workers.settings import get_settings
+    from core.settings import get_settings
 
     settings = get_settings()
     url = settings.sqlalchemy_url()

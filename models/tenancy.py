@@ -23,8 +23,8 @@ from typing import Any
 from sqlalchemy import event, false, text
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
+from core.errors import TenancyError
 from models.base import IsDeleted, OrgScoped
-from models.errors import TenancyError
 from models.organizations import Organization
 
 ORG_SETTING = "app.current_organization"

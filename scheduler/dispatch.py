@@ -12,8 +12,8 @@ Each batch is one transaction of a system session:
    NOTHING RETURNING``: the unique key is the real guard -- a slot another tick already
    took returns nothing here and gets no run;
 4. a slot whose integration has a sync still ``running`` is recorded ``skipped`` (never
-   overlapped); the others get a run -- the rows :func:`connectors.sync.open_run` writes,
-   opened in bulk by :func:`connectors.run_batch.open_runs` -- in this transaction, with
+   overlapped); the others get a run -- the rows :func:`runs.sync.open_run` writes,
+   opened in bulk by :func:`runs.batch.open_runs` -- in this transaction, with
    ``{"slot": ..., "schedule_id": ...}`` in its request_data;
 5. ``next_run_at`` moves to the first due time after ``now``.
 
@@ -35,12 +35,12 @@ from typing import Any
 from sqlalchemy import and_, bindparam, delete, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from connectors.run_batch import IntegrationRef, RunRequest, open_runs
-from models.audit_trail import jsonable
 from models.base import utcnow
+from models.bulk import jsonable
 from models.integrations import Integration, IntegrationLog
 from models.schedules import ScheduleSlot, SyncSchedule
 from models.session import Database, PlugsSession
+from runs.batch import IntegrationRef, RunRequest, open_runs
 from scheduler.timing import Due, Timing
 
 log = logging.getLogger(__name__)

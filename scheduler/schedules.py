@@ -16,8 +16,8 @@ from sqlalchemy import and_, delete, select
 
 from connectors import integrations as integration_rows
 from connectors.registry import get_connector
+from core.errors import NotFoundError, PlugsError
 from models.base import utcnow
-from models.errors import NotFoundError, PlugsError
 from models.integrations import Integration
 from models.schedules import ScheduleSlot, SyncSchedule
 from models.session import Database, PlugsSession

@@ -20,11 +20,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, select
 
+from core.settings import get_settings
 from models.base import utcnow
 from models.integrations import Integration
 from models.schedules import SyncSchedule
 from models.session import ROW_LOCK, Database, PlugsSession
-from workers.settings import get_settings
 
 log = logging.getLogger(__name__)
 MARK = "schedule_overdue_since"

@@ -24,6 +24,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+import workers.app  # noqa: F401 - the composition root: the outbox publishes through it
 from models import migrate
 from models.session import Database, make_engine
 from tests import services

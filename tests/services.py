@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import redis
 
-from workers.queues import QUEUES
+from core.queues import QUEUES
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -73,8 +73,8 @@ def reload_settings() -> None:
     import importlib
     import sys
 
+    from core.settings import get_settings
     from models.session import get_database
-    from workers.settings import get_settings
 
     if get_database.cache_info().currsize:
         get_database().dispose()

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from core.settings import Settings
 from tests.conftest import ROOT
-from workers.settings import Settings
 
 CANARY = "canary-s3cr3t-7f1e"
 

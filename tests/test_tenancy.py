@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from core.errors import TenancyError
 from models import Contact, Event, EventAttendee, Organization, User, rls
 from models.base import Base
-from models.errors import TenancyError
 from models.session import Database
 from tests.factories import make_world
 

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from celery import Celery, signals
 
-from models import rls
+from core.settings import get_settings
+from models import outbox, rls
 from models.base import Base
 from models.session import get_database
+from notifications import producers
 from workers import logs
-from workers.settings import get_settings
 
 TASK_MODULES = (
     "workers.tasks.maintenance",
@@ -34,6 +35,9 @@ def _prepare_embedded_default() -> None:
 _prepare_embedded_default()
 app = Celery("plugs", include=TASK_MODULES)
 app.config_from_object("celeryconfig")
+# Committed outbox rows are published through this app; expense decisions notify.
+outbox.install(app)
+producers.install()
 
 # Structured, redacted logs for the worker and beat (Celery's own records included), and
 # each task's id, name and id arguments on the records it writes: see workers.logs.

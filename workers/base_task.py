@@ -19,9 +19,8 @@ from typing import Any
 
 from celery import Task
 
-from connectors.errors import RetryableError
-from models.errors import PlugsError
-from workers.settings import get_settings
+from core.errors import PlugsError, RetryableError
+from core.settings import get_settings
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 from pythonjsonlogger.json import JsonFormatter
 
-from workers.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 
 REDACTED: Final = "[redacted]"
 #: The context every record may carry, in this order.

@@ -40,14 +40,14 @@ from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 from sqlalchemy import ColumnElement, Float, case, cast, func, literal_column, select
 
+from core.queues import QUEUES
+from core.settings import get_settings
 from models.base import utcnow
 from models.integrations import Integration, IntegrationLog
 from models.notification_delivery import NotificationDelivery
 from models.session import Database, PlugsSession, get_database
 from models.sync_state import OutboxMessage
 from models.webhooks import WebhookDelivery
-from workers.queues import QUEUES
-from workers.settings import get_settings
 
 log = logging.getLogger(__name__)
 

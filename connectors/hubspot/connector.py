@@ -26,7 +26,6 @@ from connectors.base import (
     WebhookRequest,
     unwrap_secret,
 )
-from connectors.errors import AuthError, ConfigError, SkippableRecordError
 from connectors.http import VendorClient
 from connectors.hubspot import webhooks
 from connectors.hubspot.mapping import (
@@ -39,6 +38,7 @@ from connectors.hubspot.mapping import (
 )
 from connectors.hubspot.paging import CrmPaginator, fetch_by_ids
 from connectors.ratelimit import Limit
+from core.errors import AuthError, ConfigError, SkippableRecordError
 from models.contacts import Contact, ContactInteraction
 from models.session import PlugsSession
 

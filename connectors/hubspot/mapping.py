@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.base import JSONDict, MappedRecord
-from connectors.errors import SkippableRecordError
+from core.errors import SkippableRecordError
 
 #: The contact properties we read (and write back).
 CONTACT_PROPERTIES = (

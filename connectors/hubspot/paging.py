@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from connectors.base import JSONDict, Page, Stream
-from connectors.errors import FatalError
 from connectors.hubspot.mapping import cursor_text, parse_time
+from core.errors import FatalError
 
 if TYPE_CHECKING:
     from connectors.http import VendorClient

@@ -16,7 +16,7 @@ import json
 import re
 
 from connectors.base import WebhookEvent, WebhookRequest
-from connectors.errors import AuthError
+from core.errors import AuthError
 
 MAX_AGE_MS = 300_000
 _DECODED = {

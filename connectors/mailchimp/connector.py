@@ -40,7 +40,6 @@ from connectors.base import (
     WebhookRequest,
     unwrap_secret,
 )
-from connectors.errors import AuthError, ConfigError, FatalError, SkippableRecordError
 from connectors.http import VendorClient
 from connectors.mailchimp import webhooks
 from connectors.mailchimp.events import MEMBER_EVENTS, member_record, relink_moved_members
@@ -61,6 +60,7 @@ from connectors.mailchimp.paging import (
 )
 from connectors.ratelimit import MAILCHIMP_CONNECTIONS
 from connectors.upsert import apply_page
+from core.errors import AuthError, ConfigError, FatalError, SkippableRecordError
 from models.contacts import Contact, ContactInteraction
 from models.session import PlugsSession
 

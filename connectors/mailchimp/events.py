@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import select
 
 from connectors.base import JSONDict
-from connectors.errors import SkippableRecordError
 from connectors.mailchimp.mapping import MERGE_FIELDS, member_from_contact, subscriber_hash
+from core.errors import SkippableRecordError
 from models.contacts import Contact
 from models.session import Database, PlugsSession
 from models.sync_state import ExternalId

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.base import JSONDict, MappedRecord
-from connectors.errors import SkippableRecordError
+from core.errors import SkippableRecordError
 from models.contacts import CONTACT_STATUSES, PRIORITIES
 
 #: Merge field tag -> our contact column.

@@ -19,8 +19,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from connectors.base import JSONDict, Page, Stream
-from connectors.errors import ConfigError
 from connectors.mailchimp.mapping import cursor_text, parse_time
+from core.errors import ConfigError
 
 if TYPE_CHECKING:
     from connectors.http import VendorClient

@@ -18,8 +18,8 @@ import urllib.parse
 from typing import Any
 
 from connectors.base import JSONDict, WebhookEvent, WebhookRequest
-from connectors.errors import AuthError
 from connectors.mailchimp.mapping import parse_time, subscriber_hash
+from core.errors import AuthError
 
 KINDS = ("subscribe", "unsubscribe", "profile", "upemail", "cleaned", "campaign")
 #: The query parameter holding the per-integration secret.

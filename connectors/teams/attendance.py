@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from connectors.base import JSONDict, Page, Stream
-from connectors.errors import ConfigError
 from connectors.teams.mapping import join_url
+from core.errors import ConfigError
 from models.base import utcnow
 from models.events import Event, EventAttendee
 from models.organizations import User

@@ -23,8 +23,8 @@ from connectors.credentials import (
     refresh_if_expiring,
     store_credentials,
 )
-from connectors.errors import AuthError, ConfigError
 from connectors.http import VendorClient
+from core.errors import AuthError, ConfigError
 from models.integrations import Integration
 from models.session import ROW_LOCK, get_database
 

@@ -33,21 +33,21 @@ from connectors.base import (
     CredentialField,
     ExportStream,
     Stream,
+    SyncRequest,
     WebhookEvent,
     WebhookReply,
     WebhookRequest,
     unwrap_secret,
 )
-from connectors.errors import AuthError, ConfigError, SkippableRecordError
 from connectors.meetings import closed_here
 from connectors.ratelimit import Limit
-from connectors.runs import open_run
 from connectors.teams import subscriptions, webhooks
 from connectors.teams.attendance import AttendancePaginator
 from connectors.teams.auth import LOGIN_BASE, GraphAuth, fetch_token
 from connectors.teams.mapping import EVENT_COLUMNS, map_attendance, map_event
 from connectors.teams.meetings import MEETING_ROWS, push_meetings
 from connectors.teams.paging import NextLinkPaginator, fetch_events_by_ids
+from core.errors import AuthError, ConfigError, SkippableRecordError
 from models.events import Event, EventAttendee
 from models.integrations import Integration
 from models.session import PlugsSession, get_database
@@ -179,7 +179,9 @@ class Teams(Connector):
         """The delivery without its clientState (a secret), for the inbox."""
         return webhooks.stored_body(request)
 
-    def apply_webhook_event(self, session: PlugsSession, event: WebhookEvent) -> None:
+    def apply_webhook_event(
+        self, session: PlugsSession, event: WebhookEvent
+    ) -> SyncRequest | None:
         """created/updated: fetch that event again through the ``events`` stream (a run
         of its own); deleted: soft-delete our event unless it is cancelled or deleted here
         already (then the deletion is our own write-back's echo); lifecycle: renew,
@@ -188,19 +190,14 @@ class Teams(Connector):
         if integration is None:
             raise ConfigError(f"integration {self.integration.id} is gone")
         if event.kind in ("created", "updated") and event.object_id:
-            open_run(
-                session,
-                integration,
-                streams=["events"],
-                trigger="webhook",
-                record_ids={"events": [event.object_id]},
-            )
-        elif event.kind == "deleted" and event.object_id:
+            return SyncRequest(streams=("events",), record_ids={"events": [event.object_id]})
+        if event.kind == "deleted" and event.object_id:
             self._soft_delete(session, event.object_id)
         elif event.kind == webhooks.LIFECYCLE + "missed":
-            open_run(session, integration, streams=["events"], trigger="webhook")
+            return SyncRequest(streams=("events",))
         elif event.kind.startswith(webhooks.LIFECYCLE):
             self._lifecycle(session, event)
+        return None
 
     def _soft_delete(self, session: PlugsSession, graph_id: str) -> None:
         """Soft-delete the event of a calendar event deleted in Outlook or Teams; one

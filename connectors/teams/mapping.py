@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.base import JSONDict, MappedRecord
-from connectors.errors import SkippableRecordError
+from core.errors import SkippableRecordError
 from models.events import EVENT_TYPES
 
 PROVIDER = "teams"

@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ColumnElement, and_, or_
 
 from connectors.base import PushResult
-from connectors.errors import AuthError, ConfigError, FatalError
 from connectors.meetings import asking_for
 from connectors.teams.mapping import PROVIDER, event_body, graph_event_id
 from connectors.teams.paging import PREFER
+from core.errors import AuthError, ConfigError, FatalError
 from models.events import Event
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from connectors.base import JSONDict, Page, Stream
-from connectors.errors import ConfigError
+from core.errors import ConfigError
 
 if TYPE_CHECKING:
     from connectors.http import VendorClient

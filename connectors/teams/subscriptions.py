@@ -28,9 +28,8 @@ from sqlalchemy import select
 from connectors import loading
 from connectors.base import unwrap_secret
 from connectors.credentials import Credentials, decrypt_credentials, store_credentials
-from connectors.errors import ConfigError
+from core.errors import ConfigError, PlugsError
 from models.base import utcnow
-from models.errors import PlugsError
 from models.integrations import Integration
 from models.session import ROW_LOCK, Database, PlugsSession
 from models.webhooks import WebhookSubscription

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from connectors.base import WebhookEvent, WebhookReply, WebhookRequest
-from connectors.errors import AuthError
+from core.errors import AuthError
 
 LIFECYCLE = "lifecycle."
 REDACTED = "[redacted]"

@@ -32,10 +32,10 @@ from typing import Any
 from sqlalchemy import delete, or_, select
 
 from connectors.base import JSONDict, WebhookEvent
-from connectors.errors import SkippableRecordError
 from connectors.http import VendorClient
 from connectors.meetings import closed_here
 from connectors.zoom.mapping import encode_uuid, parse_time, recording_media, registrant_key
+from core.errors import SkippableRecordError
 from models.events import Event, EventAttendee
 from models.media import Media, MediaCollection, MediaCollectionItem
 from models.organizations import User

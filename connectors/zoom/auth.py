@@ -20,8 +20,8 @@ import httpx
 
 from connectors.base import unwrap_secret
 from connectors.credentials import Credentials, decrypt_credentials, store_credentials
-from connectors.errors import AuthError, ConfigError
 from connectors.http import VendorClient
+from core.errors import AuthError, ConfigError
 from models.integrations import Integration
 from models.session import get_database
 

@@ -33,7 +33,6 @@ from connectors.base import (
     WebhookRequest,
     unwrap_secret,
 )
-from connectors.errors import ConfigError
 from connectors.http import Action
 from connectors.ratelimit import ZOOM_LIMITS, Limit
 from connectors.zoom import webhooks
@@ -52,6 +51,7 @@ from connectors.zoom.meetings import (
     push_registrants,
 )
 from connectors.zoom.paging import MeetingsPaginator, RegistrantsPaginator, bind_stream
+from core.errors import ConfigError
 from models.events import Event, EventAttendee
 from models.session import PlugsSession
 

@@ -15,8 +15,8 @@ from typing import Any
 from urllib.parse import quote
 
 from connectors.base import JSONDict, MappedRecord
-from connectors.errors import SkippableRecordError
 from connectors.meetings import asks_for
+from core.errors import SkippableRecordError
 
 PLATFORM = "zoom"
 #: The event columns the meeting mapping owns (compared to decide what to push).

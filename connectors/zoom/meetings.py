@@ -25,7 +25,6 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, or_, select
 
 from connectors.base import PushResult
-from connectors.errors import SkippableRecordError
 from connectors.http import VendorClient
 from connectors.meetings import asking_for
 from connectors.zoom.mapping import (
@@ -35,6 +34,7 @@ from connectors.zoom.mapping import (
     registrant_body,
     registrant_key,
 )
+from core.errors import SkippableRecordError
 from models.events import Event, EventAttendee
 from models.organizations import User
 from models.session import get_database

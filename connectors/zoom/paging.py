@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from connectors.base import JSONDict, Page, Stream
-from connectors.errors import ConfigError
 from connectors.zoom.mapping import registrant_key
+from core.errors import ConfigError
 from models.organizations import User
 from models.session import get_database
 from models.sync_state import ExternalId

@@ -16,8 +16,8 @@ import json
 from typing import Any
 
 from connectors.base import JSONDict, WebhookEvent, WebhookReply, WebhookRequest
-from connectors.errors import AuthError
 from connectors.zoom.signing import encrypted_token, signature
+from core.errors import AuthError
 
 #: Refuse deliveries whose timestamp is further than this from now (s); Zoom documents
 #: no window (UNCONFIRMED), 5 minutes is common practice.

@@ -18,9 +18,9 @@ from typing import Any, Protocol
 
 import pytest
 
-from connectors import sync
 from models import Integration
 from models.session import Database
+from runs import sync
 from tests.connectors.harness import Vendor, wait_for_run
 
 

@@ -12,15 +12,15 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from connectors import sync
-from connectors.hubspot.simulator import HubSpotSimulator
 from connectors.integrations import add_integration
-from connectors.mailchimp.simulator import MailchimpSimulator
-from connectors.simulator_server import serve
-from connectors.teams.simulator import GraphSimulator
 from models import AuditLog, Contact, IntegrationLog
 from models.accounts import create_organization
 from models.session import Database
+from runs import sync
+from simulators.hubspot.server import HubSpotSimulator
+from simulators.mailchimp.server import MailchimpSimulator
+from simulators.server import serve
+from simulators.teams.server import GraphSimulator
 
 FINISHED = ("success", "failed", "partial")
 
@@ -91,7 +91,7 @@ def zoom(
 ) -> Iterator[Vendor]:
     """A Zoom simulator (OAuth and API on one loopback server) and an integration of a new
     organization pointed at it; ``client_secret`` overrides the right one."""
-    from connectors.zoom.simulator import ZoomSimulator
+    from simulators.zoom.server import ZoomSimulator
 
     sim = sim or ZoomSimulator()
     with serve(sim) as server:

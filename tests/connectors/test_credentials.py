@@ -33,12 +33,12 @@ from connectors.credentials import (
     rotate_all,
     store_credentials,
 )
-from connectors.errors import ConfigError
+from core.errors import ConfigError
+from core.settings import Settings
 from models import AuditLog, Integration
 from models.audit_trail import REDACTED
 from models.session import Database
 from tests.factories import make_world
-from workers.settings import Settings
 
 CANARY = "canary-tok-5c1f0e9d"
 # Fixed keys, so that every row any test here writes decrypts with OLD + NEW.

@@ -14,14 +14,6 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.errors import (
-    AuthError,
-    ConfigError,
-    FatalError,
-    RateLimitedError,
-    RetryableError,
-    SkippableRecordError,
-)
 from connectors.http import (
     STATUS_ACTIONS,
     Action,
@@ -35,6 +27,14 @@ from connectors.http import (
 )
 from connectors.http_rate_headers import seconds_until_utc_midnight
 from connectors.ratelimit import Concurrency, InProcessRateLimiter, Limit
+from core.errors import (
+    AuthError,
+    ConfigError,
+    FatalError,
+    RateLimitedError,
+    RetryableError,
+    SkippableRecordError,
+)
 
 HUBSPOT = "https://api.hubapi.com"
 CANARY = "canary-9f3b2c7d1e"

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from connectors.hubspot.simulator import HubSpotSimulator
 from models import Contact
 from models.session import Database
+from simulators.hubspot.server import HubSpotSimulator
 from tests.connectors.conformance import ConnectorConformance
 from tests.connectors.harness import Vendor, hubspot
 

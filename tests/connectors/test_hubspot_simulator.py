@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.hubspot.simulator import HubSpotSimulator, sign_v1, sign_v2, sign_v3
-from connectors.simulator_server import serve
+from simulators.hubspot.server import HubSpotSimulator, sign_v1, sign_v2, sign_v3
+from simulators.server import serve
 
 TOKEN = "pat-na1-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -578,7 +578,7 @@ def test_seeding_100000_contacts_takes_a_few_seconds(sim: HubSpotSimulator) -> N
 
 
 def test_the_command_line_serves_a_seeded_simulator_until_stopped() -> None:
-    command = [sys.executable, "-m", "connectors.hubspot.simulator", "--port", "0"]
+    command = [sys.executable, "-m", "simulators.hubspot.server", "--port", "0"]
     command += ["--contacts", "3", "--token", "T"]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:

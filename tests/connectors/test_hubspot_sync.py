@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from connectors import sync
-from connectors.hubspot.simulator import HubSpotSimulator
 from connectors.integrations import add_integration
 from models import (
     Contact,
@@ -23,6 +21,8 @@ from models import (
 )
 from models.base import utcnow
 from models.session import Database
+from runs import sync
+from simulators.hubspot.server import HubSpotSimulator
 from tests import services
 from tests.connectors.harness import hubspot, wait_for_run
 

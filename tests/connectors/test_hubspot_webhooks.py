@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from connectors.base import WebhookRequest
-from connectors.errors import AuthError
 from connectors.hubspot import webhooks
+from core.errors import AuthError
 
 SECRET_D = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"
 SECRET_O = "8a2f5c1e-3b7d-4e9a-b6c0-1d2e3f4a5b6c"

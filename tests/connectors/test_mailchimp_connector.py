@@ -11,13 +11,13 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.errors import ConfigError
 from connectors.http import Throttle, VendorClient
 from connectors.mailchimp.connector import Mailchimp, data_center
-from connectors.mailchimp.simulator import MailchimpSimulator
 from connectors.ratelimit import limiter_from_settings
+from core.errors import ConfigError
+from core.settings import get_settings
 from models import Integration
-from workers.settings import get_settings
+from simulators.mailchimp.server import MailchimpSimulator
 
 KEY = "0123456789abcdef0123456789abcdef-us21"
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from connectors.mailchimp.mapping import subscriber_hash
-from connectors.mailchimp.simulator import MailchimpSimulator
+from simulators.mailchimp.server import MailchimpSimulator
 from tests.connectors.test_mailchimp_webhooks import DOC_BODY
 
 MEMBERS = "/3.0/lists/a6b5da1054/members"

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import func, select
 
 from connectors.base import WebhookEvent, WebhookRequest
-from connectors.errors import AuthError, ConfigError, SkippableRecordError
 from connectors.loading import open_connector
 from connectors.mailchimp.connector import Mailchimp
 from connectors.mailchimp.mapping import subscriber_hash
+from core.errors import AuthError, ConfigError, SkippableRecordError
 from models import AuditLog, Contact, ExternalId, Integration
 from models.session import Database
 from tests.connectors.harness import Vendor, mailchimp

@@ -7,10 +7,10 @@ import uuid
 
 import pytest
 
-from connectors.hubspot.simulator import HubSpotSimulator
-from connectors.simulator_server import serve
 from models.accounts import create_organization
 from models.session import Database
+from simulators.hubspot.server import HubSpotSimulator
+from simulators.server import serve
 
 pytestmark = pytest.mark.usefixtures("sync_worker")
 

@@ -9,13 +9,14 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from connectors import registry, sync
-from connectors.errors import ConfigError
+from connectors import registry
 from connectors.integrations import add_integration
-from connectors.simulator_server import serve
+from core.errors import ConfigError
 from models import Contact
 from models.accounts import create_organization
 from models.session import Database
+from runs import sync
+from simulators.server import serve
 from tests import services
 from tests.connectors.harness import wait_for_run
 

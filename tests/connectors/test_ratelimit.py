@@ -19,7 +19,6 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from connectors.errors import RateLimitedError, RetryableError
 from connectors.ratelimit import (
     MAILCHIMP_CONNECTIONS,
     Concurrency,
@@ -29,6 +28,7 @@ from connectors.ratelimit import (
     RedisRateLimiter,
     limiter_from_settings,
 )
+from core.errors import RateLimitedError, RetryableError
 
 KEY = "vendor:account-1"
 
@@ -302,7 +302,7 @@ def test_a_killed_workers_redis_lease_expires_after_its_ttl(redis_url, redis_lim
 
 
 def test_the_limiter_is_shared_redis_when_configured_else_in_process(redis_url):
-    from workers.settings import Settings  # not imported by the worker processes
+    from core.settings import Settings  # not imported by the worker processes
 
     assert isinstance(limiter_from_settings(Settings(redis_url=redis_url)), RedisRateLimiter)
     embedded = limiter_from_settings(Settings(redis_url=None))

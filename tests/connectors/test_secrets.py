@@ -12,10 +12,10 @@ import redis
 from sqlalchemy import select
 
 from connectors import loading
-from connectors.errors import AuthError
-from connectors.hubspot.simulator import HubSpotSimulator
+from core.errors import AuthError
 from models import AuditLog, Integration, IntegrationLog
 from models.session import Database
+from simulators.hubspot.server import HubSpotSimulator
 from tests import services
 from tests.connectors.harness import hubspot
 

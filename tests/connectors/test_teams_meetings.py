@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from connectors.teams.simulator import GraphSimulator
 from models import Event, EventAttendee
 from models.accounts import create_user
 from models.session import Database
 from models.sync_state import ExternalId
+from simulators.teams.server import GraphSimulator
 from tests.connectors.harness import Vendor, teams
 
 ORGANIZER = "organizer@contoso.test"
@@ -79,12 +79,15 @@ def test_an_event_that_asks_for_teams_gets_a_meeting_kept_in_step_and_cancelled(
             row.title = "Quarterly review (moved)"
             row.start_date += timedelta(hours=2)
             row.end_date += timedelta(hours=2)
+            moved = (row.start_date, row.end_date)
         assert vendor.sync(streams=["meetings"]).records_processed == 1
         graph_event = vendor.sim.event(online["event_id"])
         assert graph_event["subject"] == "Quarterly review (moved)"
-        assert graph_event["start"]["dateTime"].startswith(
-            (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%d")
-        )
+        assert (graph_event["start"]["timeZone"], graph_event["end"]["timeZone"]) == ("UTC", "UTC")
+        assert (
+            datetime.fromisoformat(graph_event["start"]["dateTime"]).replace(tzinfo=UTC),
+            datetime.fromisoformat(graph_event["end"]["dateTime"]).replace(tzinfo=UTC),
+        ) == moved
         patches = [r for r in vendor.sim.requests if r.method == "PATCH"]
         assert len(patches) == 1
         assert vendor.sync(streams=["meetings"]).records_processed == 0  # nothing changed

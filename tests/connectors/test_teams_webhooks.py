@@ -15,12 +15,13 @@ from starlette.testclient import TestClient
 
 from connectors import loading
 from connectors.base import WebhookRequest
-from connectors.errors import AuthError
 from connectors.teams import subscriptions
 from connectors.teams.connector import Teams
+from core.errors import AuthError
 from models import Event, Integration, IntegrationLog
 from models.session import Database
 from models.webhooks import WebhookDelivery, WebhookSubscription
+from runs import inbox
 from tests.connectors.harness import Vendor, teams, wait_for_run
 from workers.http.app import create_app
 
@@ -50,7 +51,7 @@ def _apply(vendor: Vendor, body: bytes) -> None:
     connector.verify_webhook(request)
     with vendor.db.tenant(vendor.org_id) as session:
         for event in connector.parse_webhook(request):
-            connector.apply_webhook_event(session, event)
+            assert inbox.apply_event(session, connector, event) is None
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from connectors import sync
-from connectors.hubspot.simulator import HubSpotSimulator
 from models import Contact, ExternalId, SyncStreamRun
 from models.session import Database
+from runs import sync
+from simulators.hubspot.server import HubSpotSimulator
 from tests import services
 from tests.connectors.harness import hubspot, wait_for_run
 

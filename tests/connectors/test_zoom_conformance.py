@@ -14,12 +14,12 @@ import pytest
 
 from connectors.upsert import content_hash
 from connectors.zoom.mapping import map_meeting
-from connectors.zoom.simulator import ZoomSimulator
 from models import EventAttendee
 from models.events import Event
 from models.organizations import User
 from models.session import Database
 from models.sync_state import ExternalId
+from simulators.zoom.server import ZoomSimulator
 from tests.connectors.conformance import ConnectorConformance
 from tests.connectors.harness import Vendor, zoom
 

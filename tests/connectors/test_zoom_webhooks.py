@@ -12,16 +12,16 @@ import pytest
 from sqlalchemy import func, select
 
 from connectors.base import WebhookRequest
-from connectors.errors import AuthError, SkippableRecordError
 from connectors.loading import open_connector
 from connectors.zoom import webhooks
-from connectors.zoom.simulator import ZoomSimulator
+from core.errors import AuthError, SkippableRecordError
 from models import Integration
 from models.events import Event, EventAttendee
 from models.media import Media, MediaCollectionItem
 from models.organizations import User
 from models.session import Database
 from models.sync_state import ExternalId
+from simulators.zoom.server import ZoomSimulator
 from tests.connectors.harness import Vendor, zoom
 from tests.connectors.test_zoom_conformance import zoom_event
 

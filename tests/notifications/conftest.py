@@ -17,13 +17,13 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-from connectors.simulator_server import serve
 from models.accounts import create_organization, create_user
 from models.notification_delivery import NotificationDelivery
 from models.session import Database
+from notifications.delivery import DeliveryReport, deliver_batch
+from simulators.notifications import FcmSimulator, TwilioSimulator
+from simulators.server import serve
 from tests import services
-from workers.notifications.delivery import DeliveryReport, deliver_batch
-from workers.notifications.simulators import FcmSimulator, TwilioSimulator
 
 
 class Mailbox:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from models.notification_delivery import PushDevice
 from models.session import Database
+from notifications import Audience, Content, send
 from tests.notifications.conftest import Org, Providers, deliver_all, deliveries
-from workers.notifications import Audience, Content, send
 
 
 def _register_device(db: Database, org: Org, token: str) -> None:

@@ -8,17 +8,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from core.errors import PlugsError
 from models import Integration, IntegrationLog, Notification
 from models.base import utcnow
-from models.errors import PlugsError
 from models.notification_delivery import NotificationDelivery
 from models.organizations import Organization
 from models.session import Database
+from notifications import Audience, Content, send
+from notifications.fanout import run_request
+from notifications.preferences import set_preference, set_profile
+from notifications.producers import run_ended
 from tests.notifications.conftest import Org, Providers, deliver_all, deliveries
-from workers.notifications import Audience, Content, send
-from workers.notifications.fanout import run_request
-from workers.notifications.preferences import set_preference, set_profile
-from workers.notifications.producers import run_ended
 
 
 def test_an_opted_out_channel_gets_nothing_and_org_defaults_apply(

@@ -16,10 +16,10 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from models.session import Database
+from notifications import Audience, Content, send
+from notifications.feed_tokens import issue
 from tests.notifications.conftest import Org, Providers, deliver_all
 from workers.http import feed
-from workers.notifications import Audience, Content, send
-from workers.notifications.feed_tokens import issue
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from connectors.hubspot.simulator import HubSpotSimulator
 from models.session import Database
+from simulators.hubspot.server import HubSpotSimulator
 from tests import services
 from tests.connectors.harness import hubspot
 

@@ -14,12 +14,12 @@ import pytest
 from sqlalchemy import select
 
 from connectors.integrations import add_integration
-from connectors.simulator_server import RunningServer, serve
 from models import IntegrationLog, ScheduleSlot
 from models.accounts import create_organization
 from models.session import Database
 from scheduler.schedules import set_schedule
 from scheduler.timing import Timing
+from simulators.server import RunningServer, serve
 
 
 def empty_acme(request: httpx.Request) -> httpx.Response:

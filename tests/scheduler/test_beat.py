@@ -10,10 +10,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from connectors.simulator_server import RunningServer
 from models import SyncSchedule
 from models.base import utcnow
 from models.session import Database
+from simulators.server import RunningServer
 from tests import services
 from tests.scheduler.conftest import (
     Slot,

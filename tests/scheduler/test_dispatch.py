@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import select, update
 
 from connectors.integrations import add_integration
-from connectors.simulator_server import RunningServer
 from models import Integration, IntegrationLog, OutboxMessage, ScheduleSlot, SyncSchedule
 from models.accounts import create_organization
 from models.base import utcnow
@@ -22,6 +21,7 @@ from models.session import Database
 from scheduler.dispatch import STILL_RUNNING, dispatch_due
 from scheduler.schedules import set_schedule
 from scheduler.timing import Timing
+from simulators.server import RunningServer
 from tests import services
 from tests.scheduler.conftest import scheduled_integrations, scheduled_runs, slots_of
 

@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import select
 
 from connectors.integrations import add_integration
-from connectors.run_batch import RunRequest, open_runs
-from connectors.sync import open_run
 from models import Integration, IntegrationLog, OutboxMessage, SyncCursor, SyncStreamRun
 from models.accounts import create_organization
 from models.session import Database
+from runs.batch import RunRequest, open_runs
+from runs.sync import open_run
 
 
 class _RolledBack(Exception):

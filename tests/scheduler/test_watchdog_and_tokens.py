@@ -7,16 +7,16 @@ from datetime import timedelta
 from sqlalchemy import update
 
 from connectors.credentials import decrypt_credentials
-from connectors.hubspot.simulator import HubSpotSimulator
 from connectors.integrations import add_integration
-from connectors.simulator_server import RunningServer, serve
-from connectors.token_refresh import refresh_idle
 from models import Integration, SyncSchedule
 from models.accounts import create_organization
 from models.base import utcnow
 from models.session import Database
+from runs.token_refresh import refresh_idle
 from scheduler import watchdog
 from scheduler.dispatch import dispatch_due
+from simulators.hubspot.server import HubSpotSimulator
+from simulators.server import RunningServer, serve
 from tests.scheduler.conftest import scheduled_integrations
 
 GRACE = timedelta(minutes=5)

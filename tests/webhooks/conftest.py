@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from connectors.hubspot.simulator import HubSpotSimulator
 from models import WebhookDelivery
 from models.session import Database
+from simulators.hubspot.server import HubSpotSimulator
 from tests.connectors.harness import Vendor, hubspot
 from workers.http import webhooks
 from workers.http.app import create_app

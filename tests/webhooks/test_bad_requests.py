@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from connectors.hubspot.simulator_webhooks import sign_v3
 from models import WebhookDelivery
 from models.session import Database
+from simulators.hubspot.webhooks import sign_v3
 from tests.webhooks.conftest import BASE, Hooked
 
 REFUSALS = {400, 401, 404, 405, 413}

@@ -12,13 +12,13 @@ from sqlalchemy import select, update
 
 from connectors import loading
 from connectors.base import WebhookRequest
-from connectors.errors import RetryableError
+from core.errors import RetryableError
+from core.settings import get_settings
 from models import Contact, Integration, IntegrationLog, WebhookDelivery
 from models.base import utcnow
 from models.session import Database
+from runs import inbox
 from tests.webhooks.conftest import Hooked
-from workers import inbox
-from workers.settings import get_settings
 
 
 def _store_unannounced(hooked: Hooked, db: Database, events: list[dict], key: str):  # type: ignore[no-untyped-def]

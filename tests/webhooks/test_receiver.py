@@ -13,8 +13,8 @@ from connectors import loading
 from connectors.base import WebhookRequest
 from models import Contact, Integration, IntegrationLog, WebhookDelivery
 from models.session import Database
+from runs import inbox
 from tests.webhooks.conftest import Hooked
-from workers import inbox
 
 
 def _deliveries(db: Database, hooked: Hooked) -> list[WebhookDelivery]:
@@ -124,7 +124,7 @@ def test_bad_signatures_stale_timestamps_and_malformed_bodies_are_refused(
     )
     garbage = b"{not json"
     garbage_headers = dict(not_json_headers)
-    from connectors.hubspot.simulator_webhooks import sign_v3
+    from simulators.hubspot.webhooks import sign_v3
 
     garbage_headers["X-HubSpot-Signature-v3"] = sign_v3(
         hooked.secret,

@@ -10,7 +10,7 @@ import click
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, StatementError
 
-from models.errors import PlugsError
+from core.errors import PlugsError
 
 
 class PlugsGroup(click.Group):
@@ -42,6 +42,8 @@ def cli(verbose: bool) -> None:
     from workers.logs import configure
 
     configure(logging.DEBUG if verbose else logging.WARNING)
+    # The Celery app: what commands write to the outbox is published through it.
+    import workers.app  # noqa: F401
 
 
 def _register() -> None:

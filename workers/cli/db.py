@@ -8,11 +8,11 @@ import click
 from sqlalchemy import text
 
 import models
+from core.errors import PlugsError
+from core.settings import get_settings
 from models import migrate, rls
 from models.base import Base
-from models.errors import PlugsError
 from models.session import make_engine
-from workers.settings import get_settings
 
 
 @click.group()

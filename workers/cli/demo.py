@@ -2,7 +2,7 @@
 
 It migrates the database, starts a worker and the HTTP app (the same children as
 ``plugs up``), fills a demo organization connected to the four vendors' simulators
-(:mod:`workers.demo`), waits until the first syncs and the webhook deliveries are
+(:mod:`demo`), waits until the first syncs and the webhook deliveries are
 processed, prints what happened and where to look, and stops its children.
 ``plugs up --demo`` does the same filling and keeps everything running.
 """
@@ -15,12 +15,12 @@ import time
 import click
 import httpx
 
+from core.errors import PlugsError
+from core.settings import get_settings
+from demo import DemoReport, fill_demo, prepare_environment, wait_for_webhooks
 from models import migrate
-from models.errors import PlugsError
 from models.session import get_database, make_engine
-from workers.cli.up import Child, children, start, stop_all
-from workers.demo import DemoReport, fill_demo, prepare_environment, wait_for_webhooks
-from workers.settings import get_settings
+from workers.cli.children import Child, children, start, stop_all
 
 __all__ = ["COMMANDS", "close_kept", "demo", "fill_demo", "fill_in_background"]
 #: Reports of ``plugs up --demo``: kept so that their simulators live as long as we do.
@@ -148,7 +148,7 @@ def _print_report(report: DemoReport, processed: dict[str, int]) -> None:
 
 def _print_next_steps(report: DemoReport, http_port: int | None = None) -> None:
     """Where to look; ``http_port`` when the platform keeps running (``plugs up --demo``)."""
-    from workers.notifications import feed_tokens
+    from notifications import feed_tokens
 
     token = feed_tokens.issue(report.org_id, report.people.admin_id, ttl=86_400)
     click.echo(f"Data is under {get_settings().data_dir.resolve()}. Where to look:")

@@ -18,7 +18,7 @@ import os
 
 import click
 
-from workers.settings import get_settings
+from core.settings import get_settings
 
 DEFAULT_PORT = 5555
 LOCAL_ADDRESS = "127.0.0.1"

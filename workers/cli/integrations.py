@@ -10,11 +10,12 @@ from typing import Any
 
 import click
 
-from connectors import integrations, sync
+from connectors import integrations
 from connectors.registry import installed
-from models.errors import PlugsError
+from core.errors import PlugsError
 from models.integrations import IntegrationLog
 from models.session import get_database
+from runs import sync
 from scheduler.schedules import set_schedule
 from scheduler.timing import Timing
 from workers.cli.params import KEY_VALUE, UUID

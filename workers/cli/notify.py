@@ -11,10 +11,10 @@ import click
 from models.base import utcnow
 from models.notifications import NOTIFICATION_TYPES
 from models.session import get_database
+from notifications import Audience, Content, send
+from notifications.feed_tokens import issue
+from notifications.recipients import ROLES
 from workers.cli.params import UUID
-from workers.notifications import Audience, Content, send
-from workers.notifications.feed_tokens import issue
-from workers.notifications.recipients import ROLES
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}

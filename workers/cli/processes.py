@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from workers.settings import get_settings
+from core.settings import get_settings
 
 PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
 

@@ -52,7 +52,7 @@ def replay(integration_id, since: datetime | None, failed_only: bool) -> None:  
     """Process stored deliveries of an integration again (effects are idempotent)."""
     from connectors.integrations import organization_of
     from models.session import get_database
-    from workers import inbox
+    from runs import inbox
 
     db = get_database()
     org_id = organization_of(db, integration_id)

@@ -7,6 +7,8 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route
 
+# The Celery app: what the HTTP app writes to the outbox is published through it.
+from workers.app import app as _celery_app  # noqa: F401
 from workers.http import feed, health, metrics, webhooks
 
 

@@ -1,7 +1,7 @@
 """The in-app notification feed over HTTP; ``routes`` are mounted at ``/feed`` by
 :mod:`workers.http.app`.
 
-Every request is one user's: a feed token (:mod:`workers.notifications.feed_tokens`) in
+Every request is one user's: a feed token (:mod:`notifications.feed_tokens`) in
 ``Authorization: Bearer <token>``, or ``?token=<token>`` for ``EventSource`` clients, which
 cannot set headers.  Routes:
 
@@ -27,12 +27,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from connectors.errors import ConfigError
+from core.errors import ConfigError, NotFoundError
 from models.base import utcnow
-from models.errors import NotFoundError
 from models.session import get_database
-from workers.notifications import feed, live
-from workers.notifications.feed_tokens import InvalidToken, Viewer, verify
+from notifications import feed, live
+from notifications.feed_tokens import InvalidToken, Viewer, verify
 
 #: Seconds between keep-alive comments on the stream (and database polls without Redis).
 KEEPALIVE_SECONDS = 15.0

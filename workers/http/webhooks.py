@@ -36,13 +36,13 @@ from starlette.routing import Route
 
 from connectors import loading
 from connectors.base import Connector, WebhookRequest
-from connectors.errors import AuthError, ConfigError, PlugsError
+from core.errors import AuthError, ConfigError, PlugsError
+from core.settings import get_settings
 from models.integrations import Integration
 from models.session import get_database
-from workers import inbox
+from runs import inbox
 from workers.http.handoff import handoff
 from workers.metrics import WEBHOOK_DELIVERIES
-from workers.settings import get_settings
 
 log = logging.getLogger(__name__)
 #: How long a looked-up integration (and its decrypted credentials) is reused.

@@ -5,13 +5,13 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from connectors import token_refresh
+from core.settings import get_settings
 from models.session import get_database
+from runs import token_refresh
+from scheduler import maintenance as housekeeping
 from scheduler import schedules
-from workers import housekeeping
 from workers.app import app
 from workers.base_task import PlugsTask
-from workers.settings import get_settings
 
 
 @app.task(base=PlugsTask, name="maintenance.ping")

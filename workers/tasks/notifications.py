@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from connectors.errors import RetryableError
+from core.errors import RetryableError
 from models.session import get_database
+from notifications import delivery, fanout, producers
 from workers.app import app
 from workers.base_task import PlugsTask
-from workers.notifications import delivery, fanout, producers
 
 
 @app.task(base=PlugsTask, name="notifications.deliver")

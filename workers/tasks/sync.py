@@ -6,11 +6,11 @@ import uuid
 from dataclasses import asdict
 from typing import Any
 
-from connectors import sync
+from models.outbox import sweep
 from models.session import get_database
+from runs import sync
 from workers.app import app
 from workers.base_task import PlugsTask
-from workers.outbox import sweep
 
 
 @app.task(base=PlugsTask, name="sync.page", bind=True)

@@ -7,9 +7,9 @@ import uuid
 from dataclasses import asdict
 from typing import Any
 
-from connectors.errors import RetryableError
+from core.errors import RetryableError
 from models.session import get_database
-from workers import inbox
+from runs import inbox
 from workers.app import app
 from workers.base_task import PlugsTask
 

@@ -1,0 +1,213 @@
+"""The transactional outbox: tasks are enqueued by writing a row in the same transaction as
+the change that needs them, published right after that transaction commits (a session
+event), and published again by the sweeper if the process died in between.  The broker is
+a transport; the database is the record.
+
+Task arguments are ids only (Flower and ``celery inspect`` show them).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from celery import Celery
+from sqlalchemy import event, or_, select, update
+from sqlalchemy.orm import Session
+
+from models.base import utcnow
+from models.bulk import bulk_insert
+from models.session import Database, PlugsSession
+from models.sync_state import OutboxMessage
+
+log = logging.getLogger(__name__)
+#: A row still unpublished this long after it was written is published by the sweeper.
+PUBLISH_GRACE = timedelta(seconds=20)
+SWEEP_BATCH = 500
+
+
+def enqueue(
+    session: PlugsSession,
+    task_name: str,
+    *args: str,
+    available_at: datetime | None = None,
+    organization_id: uuid.UUID | None = None,
+) -> OutboxMessage:
+    """Write a task into the outbox of the session's transaction.
+
+    ``available_at`` parks it until then (a long Retry-After); the sweeper publishes it.
+    ``organization_id`` defaults to the tenant session's (a system session must give it).
+    """
+    message = OutboxMessage(
+        task_name=task_name,
+        args=list(args),
+        available_at=available_at,
+        organization_id=organization_id,
+    )
+    session.add(message)
+    session.info.setdefault(_PENDING, []).append(message)
+    return message
+
+
+def enqueue_many(
+    session: PlugsSession,
+    task_name: str,
+    messages: Sequence[tuple[uuid.UUID, list[str]]],
+) -> None:
+    """Write many ``task_name`` tasks, ``(organization_id, args)`` each, in one statement;
+    published after the commit like :func:`enqueue`'s (any session)."""
+    if not messages:
+        return
+    now = utcnow()
+    rows = [
+        OutboxMessage(id=uuid.uuid4(), organization_id=org, task_name=task_name, args=list(args))
+        for org, args in messages
+    ]
+    bulk_insert(
+        session,
+        OutboxMessage.__table__,
+        [
+            {
+                "id": m.id,
+                "organization_id": m.organization_id,
+                "task_name": task_name,
+                "args": m.args,
+                "publish_attempts": 0,
+                "created_at": now,
+            }
+            for m in rows
+        ],
+    )
+    session.info.setdefault(_PENDING, []).extend(rows)
+
+
+_PENDING = "outbox_pending"
+
+
+def _publish_committed(session: Session) -> None:
+    if session.get_nested_transaction() is not None:  # a savepoint: wait for the commit
+        return
+    messages = session.info.pop(_PENDING, [])
+    db, org = session.info.get("database"), session.info.get("organization_id")
+    if not messages or db is None:
+        return
+    try:
+        if org is not None:
+            publish(db, org, messages)
+        elif "system_reason" in session.info:  # e.g. the scheduler, many organizations
+            publish_across(db, messages)
+    except Exception:  # noqa: BLE001 - committed work is safe; the sweeper publishes it
+        log.warning(
+            "publishing %d outbox messages failed; the sweeper will", len(messages), exc_info=True
+        )
+
+
+def _forget_rolled_back(session: Session, previous: Any = None) -> None:
+    if previous is not None and previous.nested:
+        # A savepoint rolled back: its rows left the session; the others still commit.
+        kept = [m for m in session.info.get(_PENDING, []) if m in session]
+        session.info[_PENDING] = kept
+        return
+    session.info.pop(_PENDING, None)
+
+
+_app: Celery | None = None
+
+
+def install(app: Celery) -> None:
+    """Publish committed outbox rows through ``app`` from now on.
+
+    The Celery application calls this once when it is made (``workers.app``); until then
+    rows are written and kept, and the sweeper of a process that has an app publishes them.
+    """
+    global _app
+    _app = app
+    for name, listener in (
+        ("after_commit", _publish_committed),
+        ("after_soft_rollback", _forget_rolled_back),
+    ):
+        if not event.contains(PlugsSession, name, listener):
+            event.listen(PlugsSession, name, listener)
+
+
+def publish(db: Database, organization_id: uuid.UUID, messages: Iterable[OutboxMessage]) -> int:
+    """Send committed outbox rows that are due now; returns how many were sent."""
+    due = [m for m in messages if m.available_at is None or m.available_at <= utcnow()]
+    if not due:
+        return 0
+    sent = _send(due)
+    with db.tenant(organization_id) as session:
+        _mark_published(session, sent)
+    return len(sent)
+
+
+def publish_across(db: Database, messages: Iterable[OutboxMessage]) -> int:
+    """:func:`publish` for rows of many organizations (written in a system session)."""
+    due = [m for m in messages if m.available_at is None or m.available_at <= utcnow()]
+    if not due:
+        return 0
+    sent = _send(due)
+    with db.system("outbox: mark published after commit") as session:
+        _mark_published(session, sent)
+    return len(sent)
+
+
+def sweep(db: Database, *, grace: timedelta = PUBLISH_GRACE) -> int:
+    """Publish every outbox row that is due and was not published (any organization)."""
+    now = utcnow()
+    total = 0
+    while True:
+        with db.system("outbox sweeper: publish what was not published") as session:
+            rows = session.scalars(
+                select(OutboxMessage)
+                .where(
+                    OutboxMessage.published_at.is_(None),
+                    or_(
+                        OutboxMessage.available_at <= now,
+                        (OutboxMessage.available_at.is_(None))
+                        & (OutboxMessage.created_at <= now - grace),
+                    ),
+                )
+                .order_by(OutboxMessage.created_at)
+                .limit(SWEEP_BATCH)
+                .with_for_update(skip_locked=True)
+            ).all()
+            if not rows:
+                return total
+            _mark_published(session, _send(rows))
+            total += len(rows)
+            if len(rows) < SWEEP_BATCH:
+                return total
+
+
+def _send(messages: list[OutboxMessage]) -> list[uuid.UUID]:
+    app = _app
+    if app is None:
+        raise RuntimeError("no Celery app to publish with: workers.app installs one")
+    sent = []
+    # One connection, and on Redis one pipeline per 500 messages (kombu's publish batch).
+    with app.producer_or_acquire() as producer, producer.batch(500):
+        for message in messages:
+            app.send_task(
+                message.task_name,
+                args=list(message.args),
+                task_id=str(message.id),
+                producer=producer,
+            )
+            sent.append(message.id)
+    return sent
+
+
+def _mark_published(session: PlugsSession, ids: list[uuid.UUID]) -> None:
+    if ids:
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids))
+            .values(
+                published_at=utcnow(),
+                publish_attempts=OutboxMessage.publish_attempts + 1,
+            )
+        )

@@ -1,0 +1,144 @@
+"""The channel plug-in contract.
+
+A channel delivers one notification row to one user.  Channels are found through the
+``plugs.channels`` entry-point group (ours are registered there too), so a third party adds
+one the same way: ``[project.entry-points."plugs.channels"] pager = "acme:PagerChannel"``.
+
+A channel says who it can reach (:meth:`Channel.reachable`: a phone number, a device),
+whether quiet hours hold it back, and sends one :class:`Message` (:meth:`Channel.send`).
+``send`` returns a :class:`Sent` or raises from the one exception tree:
+
+* :class:`RetryableError` -- every provider is down or throttling: tried again later with
+  backoff (up to ``PLUGS_NOTIFICATION_MAX_ATTEMPTS``);
+* :class:`PlugsError` (e.g. :class:`FatalError`) -- this message cannot be delivered (a
+  refused address): the delivery fails with the error's message as its reason.
+
+Providers of a channel are tried in the configured order (:func:`first_available`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Any, ClassVar, Protocol, Self, TypeVar
+
+from sqlalchemy.orm import Session
+
+from core.errors import AuthError, ConfigError, RetryableError
+from core.settings import Settings
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """A user a notification can go to, with the addresses channels need."""
+
+    id: uuid.UUID
+    email: str
+    name: str
+    phone: str | None = None
+
+
+@dataclass(frozen=True)
+class Device:
+    """An active push token of the recipient."""
+
+    id: uuid.UUID
+    token: str
+
+
+@dataclass(frozen=True)
+class Message:
+    """One notification row to deliver, with its recipient."""
+
+    delivery_id: uuid.UUID
+    notification_id: uuid.UUID
+    organization_id: uuid.UUID
+    recipient: Recipient
+    title: str
+    message: str
+    notification_type: str
+    data: dict[str, Any]
+    created_at: datetime
+    devices: tuple[Device, ...] = ()
+
+
+@dataclass
+class Sent:
+    """What a provider said when it took the message."""
+
+    provider: str
+    provider_message_id: str | None = None
+    #: ``delivered`` when the channel itself is the delivery (in-app), else ``sent``.
+    status: str = "sent"
+    #: Push tokens the provider reported invalid: (device id, reason); they are disabled.
+    disabled_devices: list[tuple[uuid.UUID, str]] = field(default_factory=list)
+
+
+class Channel(ABC):
+    """A way to reach users; see the module docstring.  Used as a context manager around
+    one batch, so connections (SMTP, HTTP pools) are opened once per batch."""
+
+    #: The entry-point name, also the ``notifications.channel`` value.
+    name: ClassVar[str]
+    #: Whether non-urgent messages wait for the end of the recipient's quiet hours.
+    quiet_hours_apply: ClassVar[bool] = True
+    #: Whether :class:`Message.devices` must be loaded (push).
+    needs_devices: ClassVar[bool] = False
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def check_configured(self) -> None:
+        """Raise :class:`ConfigError` when the channel cannot send (no provider set)."""
+        return None
+
+    def reachable(self, session: Session, recipients: Sequence[Recipient]) -> set[uuid.UUID]:
+        """The ids of ``recipients`` this channel has an address for (default: all)."""
+        return {r.id for r in recipients}
+
+    @abstractmethod
+    def send(self, message: Message) -> Sent:
+        """Deliver ``message`` (see the module docstring for what to raise)."""
+
+    def close(self) -> None:
+        """Release connections opened while sending."""
+        return None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class Named(Protocol):
+    name: str
+
+
+P = TypeVar("P", bound=Named)
+R = TypeVar("R")
+
+
+def first_available(providers: Sequence[P], attempt: Callable[[P], R], *, setting: str) -> R:
+    """``attempt(provider)`` for each provider in order until one takes the message.
+
+    A provider that is down, throttling or refusing our credentials hands over to the
+    next; when all did, the combined reasons are raised as :class:`RetryableError`.  Any
+    other error (the message itself is refused) is raised at once: another provider would
+    refuse it too.
+    """
+    if not providers:
+        raise ConfigError(f"no provider is configured: set {setting}")
+    reasons: list[str] = []
+    for provider in providers:
+        try:
+            return attempt(provider)
+        except (RetryableError, AuthError) as exc:
+            reasons.append(f"{provider.name}: {exc}")
+    raise RetryableError("every provider failed: " + "; ".join(reasons))

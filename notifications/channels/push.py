@@ -1,0 +1,159 @@
+"""Push through an FCM HTTP v1 style API (``PLUGS_PUSH_PROVIDERS``, tried in order).
+
+``POST {base_url}/v1/projects/{project}/messages:send`` with a bearer token and
+``{"message": {"token", "notification": {"title", "body"}, "data"}}``; 200 answers the
+message ``name``.  Each active device of the user gets the message.  A token the provider
+calls ``UNREGISTERED`` (404) or invalid (400 ``INVALID_ARGUMENT``) is disabled and never
+tried again; 429, 5xx and connection errors hand over to the next provider, then retry.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connectors.http import Action, VendorClient
+from core.errors import ConfigError, FatalError
+from core.settings import PushProvider, Settings
+from models.notification_delivery import PushDevice
+from notifications import templates
+from notifications.channels.base import (
+    Channel,
+    Device,
+    Message,
+    Recipient,
+    Sent,
+    first_available,
+)
+
+#: FCM error codes that mean the token will never work again.
+DEAD_TOKEN_CODES = frozenset({"UNREGISTERED", "INVALID_ARGUMENT"})
+
+
+def send_path(project_id: str) -> str:
+    return f"/v1/projects/{project_id}/messages:send"
+
+
+class _DeadToken(Exception):
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class PushChannel(Channel):
+    """Push notifications to the user's registered devices; quiet hours apply."""
+
+    name = "push"
+    needs_devices = True
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self._clients: dict[str, VendorClient] = {}
+
+    def check_configured(self) -> None:
+        if not self.settings.push_providers:
+            raise ConfigError("the push channel has no provider: set PLUGS_PUSH_PROVIDERS")
+
+    def reachable(self, session: Session, recipients: Sequence[Recipient]) -> set[uuid.UUID]:
+        ids = [r.id for r in recipients]
+        found: set[uuid.UUID] = set()
+        for start in range(0, len(ids), 5000):
+            found.update(
+                session.scalars(
+                    select(PushDevice.user_id)
+                    .where(PushDevice.user_id.in_(ids[start : start + 5000]), PushDevice.is_active)
+                    .distinct()
+                )
+            )
+        return found
+
+    def send(self, message: Message) -> Sent:
+        if not message.devices:
+            raise FatalError("the user has no active push device")
+        sent, dead = [], []
+        for device in message.devices:
+            try:
+                sent.append(self._to_device(device, message))
+            except _DeadToken as exc:
+                dead.append((device.id, f"provider reported {exc.code}"))
+        if not sent:
+            names = ", ".join(reason for _, reason in dead)
+            raise DeviceRefused(f"no valid push device: {names}", dead)
+        return Sent(
+            provider=sent[0][0],
+            provider_message_id=",".join(name for _, name in sent)[:255],
+            disabled_devices=dead,
+        )
+
+    def _to_device(self, device: Device, message: Message) -> tuple[str, str]:
+        payload = {
+            "message": {
+                "token": device.token,
+                "notification": {
+                    "title": message.title,
+                    "body": templates.render("push", "txt", message).strip(),
+                },
+                "data": {
+                    "notification_id": str(message.notification_id),
+                    "type": message.notification_type,
+                },
+            }
+        }
+        return first_available(
+            self.settings.push_providers,
+            lambda provider: self._send_via(provider, payload),
+            setting="PLUGS_PUSH_PROVIDERS",
+        )
+
+    def _send_via(self, provider: PushProvider, payload: dict[str, object]) -> tuple[str, str]:
+        response = self._client(provider).request(
+            "POST", send_path(provider.project_id), json=payload
+        )
+        if response.status_code < 300:
+            return provider.name, str(response.json().get("name", ""))
+        code = _error_code(response)
+        if code in DEAD_TOKEN_CODES or response.status_code == 404:
+            raise _DeadToken(code or "NOT_FOUND")
+        raise FatalError(f"{provider.name} refused the message: {response.status_code} {code}")
+
+    def _client(self, provider: PushProvider) -> VendorClient:
+        if provider.name not in self._clients:
+            self._clients[provider.name] = VendorClient(
+                name=provider.name,
+                base_url=provider.base_url,
+                headers={"Authorization": f"Bearer {provider.access_token.get_secret_value()}"},
+                status_actions={400: Action.NOT_FOUND},
+                max_attempts=2,
+                max_inline_wait=5.0,
+                backoff=0.2,
+            )
+        return self._clients[provider.name]
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+
+class DeviceRefused(FatalError):
+    """Every device of the user was refused; the tokens to disable ride along."""
+
+    def __init__(self, message: str, disabled: list[tuple[uuid.UUID, str]]) -> None:
+        super().__init__(message)
+        self.disabled_devices = disabled
+
+
+def _error_code(response: httpx.Response) -> str:
+    """FCM's ``errorCode`` from the error details, else the error ``status``."""
+    try:
+        error = response.json().get("error", {})
+    except ValueError:
+        return ""
+    for detail in error.get("details", []) or []:
+        if isinstance(detail, dict) and detail.get("errorCode"):
+            return str(detail["errorCode"])
+    return str(error.get("status", ""))

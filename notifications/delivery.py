@@ -1,0 +1,261 @@
+"""Delivering a chunk of notifications, exactly as far as the database says.
+
+A ``notifications.deliver(org, batch)`` task runs :func:`deliver_batch`:
+
+1. **claim** (one commit): the batch's deliveries that are due (``queued`` and due, or
+   ``sending`` whose lease ran out: a worker died) become ``sending`` with a lease and one
+   more attempt; those whose notification expired become ``expired`` and are never sent.
+   A redelivered task finds nothing left to claim and sends nothing twice.
+2. **send** each claimed message through the channel (its providers in order), and
+3. **record** every few messages: ``sent``/``delivered`` with the provider's id, ``failed``
+   with the reason, or back to ``queued`` with backoff (``due_at``) while attempts remain.
+
+Rows still due after a retry wait are picked up again by the task's own retry and, in any
+case, by :func:`sweep` (beat), which also starts chunks held back by quiet hours.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from core.errors import PlugsError, RetryableError
+from core.settings import get_settings
+from models import outbox
+from models.base import utcnow
+from models.notification_delivery import NotificationDelivery, PushDevice
+from models.notifications import Notification
+from models.organizations import User
+from models.session import Database
+from notifications import channels as registry
+from notifications.channels.base import Channel, Device, Message, Recipient, Sent
+from notifications.fanout import DELIVER_TASK
+
+log = logging.getLogger(__name__)
+#: Outcomes are committed every this many messages (a crash resends at most these).
+RECORD_EVERY = 50
+#: Open rows overdue this long are re-enqueued by the sweeper (their task was lost).
+SWEEP_GRACE = timedelta(seconds=30)
+SWEEP_BATCH = 1000
+D = NotificationDelivery
+
+
+@dataclass
+class DeliveryReport:
+    """What one run of a batch did."""
+
+    claimed: int = 0
+    sent: int = 0
+    failed: int = 0
+    retrying: int = 0
+    expired: int = 0
+    #: Seconds until the earliest retry, when some are waiting.
+    retry_in: float | None = None
+
+    def summary(self) -> dict[str, int | float | None]:
+        return self.__dict__.copy()
+
+
+@dataclass
+class _Outcome:
+    delivery_id: uuid.UUID
+    attempts: int
+    sent: Sent | None = None
+    error: str | None = None
+    retryable: bool = False
+    disabled: list[tuple[uuid.UUID, str]] = field(default_factory=list)
+
+
+def deliver_batch(db: Database, organization_id: uuid.UUID, batch_id: uuid.UUID) -> DeliveryReport:
+    """Claim, send and record the due deliveries of one batch (see the module docstring)."""
+    report = DeliveryReport()
+    with db.tenant(organization_id) as session:
+        channel_name, messages = _claim(session, batch_id, report)
+    if not messages:
+        return report
+    outcomes: list[_Outcome] = []
+    with registry.open_channel(channel_name) as channel:
+        for message, attempts in messages:
+            outcomes.append(_send_one(channel, message, attempts))
+            if len(outcomes) >= RECORD_EVERY:
+                _record(db, organization_id, outcomes, report)
+                outcomes = []
+    _record(db, organization_id, outcomes, report)
+    return report
+
+
+def _claim(
+    session: Session, batch_id: uuid.UUID, report: DeliveryReport
+) -> tuple[str, list[tuple[Message, int]]]:
+    now = utcnow()
+    lease = now + timedelta(seconds=get_settings().stall_seconds())
+    rows = session.execute(
+        select(D, Notification, User)
+        .join(Notification, Notification.id == D.notification_id)
+        .join(User, User.id == D.user_id)
+        .where(
+            D.batch_id == batch_id,
+            or_(
+                and_(D.status == "queued", D.due_at <= now),
+                and_(D.status == "sending", D.lease_until < now),
+            ),
+        )
+        .with_for_update(of=D, skip_locked=True)
+        .execution_options(include_deleted=True)
+    ).all()
+    claimed: list[tuple[Message, int]] = []
+    channel = ""
+    for delivery, notification, user in rows:
+        channel = delivery.channel
+        if notification.expires_at is not None and notification.expires_at <= now:
+            delivery.status, delivery.reason, delivery.lease_until = (
+                "expired",
+                "expired before it was sent",
+                None,
+            )
+            report.expired += 1
+            continue
+        delivery.status, delivery.lease_until = "sending", lease
+        delivery.attempts += 1
+        claimed.append((_message(delivery, notification, user), delivery.attempts))
+    report.claimed = len(claimed)
+    if claimed and registry.channel_class(channel).needs_devices:
+        claimed = _with_devices(session, claimed)
+    return channel, claimed
+
+
+def _message(delivery: NotificationDelivery, notification: Notification, user: User) -> Message:
+    return Message(
+        delivery_id=delivery.id,
+        notification_id=notification.id,
+        organization_id=notification.organization_id,
+        recipient=Recipient(id=user.id, email=user.email, name=user.full_name, phone=user.phone),
+        title=notification.title,
+        message=notification.message,
+        notification_type=notification.notification_type,
+        data=dict(notification.data or {}),
+        created_at=notification.created_at,
+    )
+
+
+def _with_devices(
+    session: Session, claimed: list[tuple[Message, int]]
+) -> list[tuple[Message, int]]:
+    users = {m.recipient.id for m, _ in claimed}
+    devices: dict[uuid.UUID, list[Device]] = defaultdict(list)
+    for device in session.scalars(
+        select(PushDevice).where(PushDevice.user_id.in_(users), PushDevice.is_active)
+    ):
+        devices[device.user_id].append(Device(device.id, device.token))
+    return [(replace(m, devices=tuple(devices[m.recipient.id])), a) for m, a in claimed]
+
+
+def _send_one(channel: Channel, message: Message, attempts: int) -> _Outcome:
+    outcome = _Outcome(message.delivery_id, attempts)
+    try:
+        outcome.sent = channel.send(message)
+        outcome.disabled = outcome.sent.disabled_devices
+    except RetryableError as exc:
+        outcome.error, outcome.retryable = str(exc), True
+    except PlugsError as exc:
+        outcome.error = str(exc)
+        outcome.disabled = list(getattr(exc, "disabled_devices", []))
+    except Exception as exc:  # noqa: BLE001 - a bug in a channel: retried, then failed
+        log.exception("channel %s crashed on delivery %s", channel.name, message.delivery_id)
+        outcome.error, outcome.retryable = f"internal error ({type(exc).__name__})", True
+    return outcome
+
+
+def _record(
+    db: Database, organization_id: uuid.UUID, outcomes: list[_Outcome], report: DeliveryReport
+) -> None:
+    if not outcomes:
+        return
+    settings = get_settings()
+    now = utcnow()
+    changes = []
+    disabled: list[tuple[uuid.UUID, str]] = []
+    for outcome in outcomes:
+        disabled += outcome.disabled
+        change: dict[str, object] = {
+            "id": outcome.delivery_id,
+            "lease_until": None,
+            "updated_at": now,
+        }
+        if outcome.sent is not None:
+            change.update(
+                status=outcome.sent.status,
+                provider=outcome.sent.provider,
+                provider_message_id=outcome.sent.provider_message_id,
+                reason=None,
+                sent_at=now,
+            )
+            report.sent += 1
+        elif outcome.retryable and outcome.attempts < settings.notification_max_attempts:
+            wait = settings.notification_retry_seconds * 2 ** (outcome.attempts - 1)
+            change.update(
+                status="queued", reason=outcome.error, due_at=now + timedelta(seconds=wait)
+            )
+            report.retrying += 1
+            report.retry_in = wait if report.retry_in is None else min(report.retry_in, wait)
+        else:
+            reason = outcome.error or "unknown failure"
+            if outcome.retryable:
+                reason = f"gave up after {outcome.attempts} attempts: {reason}"
+            change.update(status="failed", reason=reason[:2000])
+            report.failed += 1
+        changes.append(change)
+    with db.tenant(organization_id) as session:
+        session.execute(update(NotificationDelivery), changes)
+        for device_id, reason in disabled:
+            session.execute(
+                update(PushDevice)
+                .where(PushDevice.id == device_id)
+                .values(
+                    is_active=False, disabled_at=now, disabled_reason=reason[:255], updated_at=now
+                )
+            )
+
+
+def sweep(db: Database, *, now: datetime | None = None) -> int:
+    """Enqueue again the batches with deliveries that are due and nobody is working on:
+    held back by quiet hours until now, waiting for a retry whose task was lost, or
+    ``sending`` under a lease that ran out.  Returns how many batches were enqueued."""
+    now = now or utcnow()
+    with db.system("notifications: sweep due deliveries") as session:
+        rows = session.execute(
+            select(D.organization_id, D.batch_id)
+            .where(
+                or_(
+                    and_(D.status == "queued", D.due_at <= now, D.updated_at <= now - SWEEP_GRACE),
+                    and_(D.status == "queued", D.due_at <= now, D.due_at > D.created_at),
+                    and_(D.status == "sending", D.lease_until < now),
+                )
+            )
+            .distinct()
+            .limit(SWEEP_BATCH)
+        ).all()
+        outbox.enqueue_many(
+            session, DELIVER_TASK, [(org, [str(org), str(batch)]) for org, batch in rows]
+        )
+    return len(rows)
+
+
+def expire(db: Database, *, now: datetime | None = None) -> int:
+    """Mark open deliveries whose notification has expired as ``expired``; how many."""
+    now = now or utcnow()
+    with db.system("notifications: expire unsent deliveries") as session:
+        expired = select(Notification.id).where(Notification.expires_at <= now)
+        result = session.execute(
+            update(D)
+            .where(D.status == "queued", D.notification_id.in_(expired))
+            .values(status="expired", reason="expired before it was sent", updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return int(result.rowcount or 0)

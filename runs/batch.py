@@ -1,0 +1,196 @@
+"""Opening runs: the one way, for one run (``plugs sync``) or 10,000 (a scheduler tick).
+
+:func:`open_runs` writes, for each request, the run (``integration_logs``, status running),
+a stream run per stream starting from the saved cursor (or from nothing for a full refresh;
+from given record ids for a replay), and the first page task of each stream that waits for
+nothing, through the outbox -- with one query for the saved cursors and one ``INSERT`` per
+table for the whole batch.  :func:`runs.lifecycle.open_run` is a batch of one.
+
+Works in a system session (rows of many organizations) or a tenant session.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from connectors.base import Connector
+from connectors.registry import get_connector
+from core.errors import PlugsError
+from models import outbox
+from models.base import utcnow
+from models.bulk import bulk_insert
+from models.integrations import Integration, IntegrationLog
+from models.session import PlugsSession
+from models.sync_state import SyncCursor, SyncStreamRun
+
+#: The task that runs a stream's pages (workers/tasks/sync.py).
+PAGE_TASK = "sync.page"
+
+
+@dataclass(frozen=True)
+class IntegrationRef:
+    """What opening a run needs of an integration (an :class:`Integration` row works too)."""
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    provider: str
+    settings: dict[str, Any]
+
+
+@dataclass
+class RunRequest:
+    """One run to open: of ``streams`` (None: the integration's default streams)."""
+
+    integration: Integration | IntegrationRef
+    streams: list[str] | None = None
+    trigger: str = "manual"
+    request: dict[str, Any] = field(default_factory=dict)
+    full_refresh: bool = False
+    replay_of: uuid.UUID | None = None
+    #: Stream -> vendor record ids to fetch again (a replay) instead of paging.
+    record_ids: dict[str, list[str]] | None = None
+    #: Filled by :func:`open_runs`: the new run's id, or why it could not be opened.
+    run_id: uuid.UUID | None = None
+    error: str | None = None
+
+
+def open_runs(session: PlugsSession, requests: Sequence[RunRequest]) -> None:
+    """Open a run for each request in the session's transaction (see the module).
+
+    A request that cannot be opened (unknown connector or stream) gets ``error`` and no
+    rows; the others get ``run_id``.
+    """
+    planned = [(r, _streams(r)) for r in requests]
+    planned = [(r, names) for r, names in planned if names is not None]
+    states = _saved_states(
+        session,
+        [(r.integration.id, n) for r, names in planned if not r.full_refresh for n in names],
+    )
+    runs, stream_runs, messages = [], [], []
+    for request, names in planned:
+        run = _run_row(request, names)
+        runs.append(run)
+        request.run_id = run["id"]
+        connector = get_connector(request.integration.provider)
+        exports = {s.name for s in connector.export_streams}
+        for name in names:
+            waits = [d for d in dependencies(connector, name) if d in names]
+            state = {} if request.full_refresh else states.get((request.integration.id, name), {})
+            row = _stream_run_row(request, run["id"], name, name in exports, state, bool(waits))
+            stream_runs.append(row)
+            if not waits:
+                org = str(request.integration.organization_id)
+                messages.append((request.integration.organization_id, [org, str(row["id"])]))
+    bulk_insert(session, IntegrationLog.__table__, runs)
+    bulk_insert(session, SyncStreamRun.__table__, stream_runs)
+    outbox.enqueue_many(session, PAGE_TASK, messages)
+
+
+def _streams(request: RunRequest) -> list[str] | None:
+    """The request's stream names, checked against its connector; None (and ``error``)
+    when it cannot be opened."""
+    try:
+        connector = get_connector(request.integration.provider)
+        names = request.streams or default_streams(connector, request.integration)
+        known = {s.name for s in connector.streams} | {s.name for s in connector.export_streams}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise PlugsError(
+                f"{connector.provider} has no stream {', '.join(unknown)}; its streams: "
+                f"{', '.join(sorted(known))}"
+            )
+    except (PlugsError, LookupError) as exc:
+        request.error = str(exc)
+        return None
+    return names
+
+
+def default_streams(
+    connector: type[Connector], integration: Integration | IntegrationRef
+) -> list[str]:
+    names = [s.name for s in connector.streams]
+    if str(integration.settings.get("write_back", "")).lower() in ("1", "true", "yes", "on"):
+        names += [s.name for s in connector.export_streams]
+    return names
+
+
+def dependencies(connector: type[Connector], name: str) -> tuple[str, ...]:
+    """The streams ``name`` waits for (when they run in the same run)."""
+    for stream in connector.streams:
+        if stream.name == name:
+            return stream.after
+    return ()
+
+
+def _saved_states(
+    session: PlugsSession, pairs: list[tuple[uuid.UUID, str]]
+) -> dict[tuple[uuid.UUID, str], dict[str, Any]]:
+    """The saved cursor state of each (integration, stream), in one query."""
+    if not pairs:
+        return {}
+    wanted = set(pairs)
+    rows = session.execute(
+        select(SyncCursor.integration_id, SyncCursor.stream, SyncCursor.state).where(
+            SyncCursor.integration_id.in_({integration_id for integration_id, _ in pairs})
+        )
+    )
+    return {
+        (integration_id, stream): dict(state)
+        for integration_id, stream, state in rows
+        if (integration_id, stream) in wanted
+    }
+
+
+def _run_row(request: RunRequest, names: list[str]) -> dict[str, Any]:
+    integration = request.integration
+    return {
+        "id": uuid.uuid4(),
+        "organization_id": integration.organization_id,
+        "integration_id": integration.id,
+        "operation": "sync",
+        "status": "running",
+        "started_at": utcnow(),
+        "message": f"{request.trigger} sync of {', '.join(names)}",
+        "request_data": {
+            "streams": names,
+            "full_refresh": request.full_refresh,
+            "trigger": request.trigger,
+            "replay_of": str(request.replay_of) if request.replay_of else None,
+            **request.request,
+        },
+        "records_processed": 0,
+        "records_failed": 0,
+    }
+
+
+def _stream_run_row(
+    request: RunRequest,
+    run_id: uuid.UUID,
+    name: str,
+    push: bool,
+    state: dict[str, Any],
+    waits: bool,
+) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "organization_id": request.integration.organization_id,
+        "run_id": run_id,
+        "integration_id": request.integration.id,
+        "stream": name,
+        "direction": "push" if push else "pull",
+        "start_state": state,
+        "high_water": state,
+        "page_cursor": (
+            {"ids": request.record_ids[name]}
+            if request.record_ids and name in request.record_ids
+            else None
+        ),
+        "status": "waiting" if waits else "pending",
+        "pages_done": 0,
+        "attempts": 0,
+    }

@@ -1,0 +1,264 @@
+"""A run's life outside its pages: opening it, starting streams that waited, closing it,
+and replaying its failed records.
+
+Opening writes the run (an ``integration_logs`` row, status running), a stream run per
+stream and the first page tasks (outbox) in the caller's transaction.  Closing is done by
+the last stream to finish, under a lock on the run's row, so two streams finishing together
+close it once: counts are sums of page outcomes, never counters.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import func, select
+
+from connectors import loading
+from core.errors import NotFoundError, PlugsError
+from models import outbox
+from models.base import utcnow
+from models.integrations import Integration, IntegrationLog
+from models.session import ROW_LOCK, Database, PlugsSession
+from models.sync_state import SyncCursor, SyncPageOutcome, SyncStreamRun
+from notifications import producers
+from runs.batch import PAGE_TASK, RunRequest, dependencies, open_runs
+
+#: How many failures a run keeps with their reasons in error_details (the count is exact).
+MAX_LISTED_FAILURES = 1000
+
+
+def start_run(
+    db: Database,
+    org_id: uuid.UUID,
+    integration_id: uuid.UUID,
+    *,
+    streams: list[str] | None = None,
+    full_refresh: bool = False,
+    trigger: str = "manual",
+    replay_of: uuid.UUID | None = None,
+    record_ids: dict[str, list[str]] | None = None,
+) -> uuid.UUID:
+    """Open a run of ``streams`` (default: all) and enqueue their first pages."""
+    with db.tenant(org_id) as session:
+        integration = _integration(session, integration_id)
+        return open_run(
+            session,
+            integration,
+            streams=streams,
+            full_refresh=full_refresh,
+            trigger=trigger,
+            replay_of=replay_of,
+            record_ids=record_ids,
+        )
+
+
+def open_run(
+    session: PlugsSession,
+    integration: Integration,
+    *,
+    streams: list[str] | None = None,
+    full_refresh: bool = False,
+    trigger: str = "manual",
+    replay_of: uuid.UUID | None = None,
+    record_ids: dict[str, list[str]] | None = None,
+    request: dict[str, Any] | None = None,
+) -> uuid.UUID:
+    """Write a run, its stream runs and their first page tasks in the caller's transaction
+    (tenant or system session); ``request`` is recorded in the run's request_data."""
+    wanted = RunRequest(
+        integration,
+        streams=streams,
+        trigger=trigger,
+        request=dict(request or {}),
+        full_refresh=full_refresh,
+        replay_of=replay_of,
+        record_ids=record_ids,
+    )
+    open_runs(session, [wanted])
+    if wanted.error is not None or wanted.run_id is None:
+        raise PlugsError(wanted.error or "the run could not be opened")
+    return wanted.run_id
+
+
+def start_waiting(session: PlugsSession, org_id: uuid.UUID, finished: SyncStreamRun) -> None:
+    """Start the streams of the run that were waiting for ``finished`` and now wait no more."""
+    # Siblings are read, not locked: the caller holds the run's row lock, which serialises
+    # finishing streams (locking siblings too would deadlock two streams finishing at once).
+    runs = session.scalars(
+        select(SyncStreamRun).where(SyncStreamRun.run_id == finished.run_id)
+    ).all()
+    done = {r.stream for r in runs if r.status in ("done", "failed")}
+    integration = session.get(Integration, finished.integration_id)
+    connector = loading.connector_class(integration) if integration else None
+    for waiting in (r for r in runs if r.status == "waiting"):
+        deps = dependencies(connector, waiting.stream) if connector else ()
+        if all(d in done or d not in {r.stream for r in runs} for d in deps):
+            waiting.status = "pending"
+            outbox.enqueue(session, PAGE_TASK, str(org_id), str(waiting.id))
+
+
+def _integration(session: PlugsSession, integration_id: uuid.UUID) -> Integration:
+    integration = session.get(Integration, integration_id)
+    if integration is None:
+        raise NotFoundError(f"no integration with id {integration_id}")
+    if not integration.is_active:
+        raise PlugsError(f"integration {integration_id} is paused (is_active false)")
+    return integration
+
+
+def replay_run(db: Database, org_id: uuid.UUID, run_id: uuid.UUID) -> uuid.UUID:
+    """A new run that fetches again only the records that failed in run ``run_id``."""
+    with db.tenant(org_id) as session:
+        run = session.get(IntegrationLog, run_id)
+        if run is None:
+            raise NotFoundError(f"no run with id {run_id}")
+        if run.status == "running":
+            raise PlugsError(f"run {run_id} is still running; replay it when it has finished")
+        failed: dict[str, list[str]] = {}
+        rows = session.execute(
+            select(SyncPageOutcome.stream, SyncPageOutcome.failures).where(
+                SyncPageOutcome.run_id == run_id, SyncPageOutcome.failed > 0
+            )
+        )
+        for stream, failures in rows:
+            failed.setdefault(stream, []).extend(str(f["record_id"]) for f in failures)
+        integration_id = run.integration_id
+    if not failed:
+        raise PlugsError(f"run {run_id} has no failed records to replay")
+    return start_run(
+        db,
+        org_id,
+        integration_id,
+        streams=sorted(failed),
+        trigger="replay",
+        replay_of=run_id,
+        record_ids=failed,
+    )
+
+
+def close_run_if_finished(session: PlugsSession, run_id: uuid.UUID) -> bool:
+    """Close the run when none of its streams is still going; True if it closed it."""
+    run = session.get(IntegrationLog, run_id, with_for_update=ROW_LOCK)
+    if run is None or run.status != "running":
+        return False
+    streams = session.scalars(select(SyncStreamRun).where(SyncStreamRun.run_id == run_id)).all()
+    if any(s.status not in ("done", "failed") for s in streams):
+        return False
+    processed, failed = session.execute(
+        select(
+            func.coalesce(func.sum(SyncPageOutcome.succeeded), 0),
+            func.coalesce(func.sum(SyncPageOutcome.failed), 0),
+        ).where(SyncPageOutcome.run_id == run_id)
+    ).one()
+    failures = _failures(session, run_id)
+    broken = {s.stream: s.last_error for s in streams if s.status == "failed"}
+    run.error_details = {"failures": failures, "failed_streams": broken}
+    run.response_data = {
+        "streams": {s.stream: {"pages": s.pages_done, "status": s.status} for s in streams}
+    }
+    _advance_cursors(session, streams)
+    finish_run(
+        session,
+        run,
+        succeeded=int(processed),
+        failed=int(failed),
+        broken=bool(broken),
+        message=lambda status: _summary(status, int(processed), int(failed), broken),
+    )
+    _update_integration(session, run, broken)
+    return True
+
+
+def run_status(succeeded: int, failed: int, broken: bool) -> str:
+    """The one rule for every integration_logs status, sync and webhook runs alike:
+    ``success`` when nothing failed or broke, ``failed`` when something did and nothing
+    succeeded, ``partial`` otherwise."""
+    if not failed and not broken:
+        return "success"
+    if succeeded == 0:
+        return "failed"
+    return "partial"
+
+
+def finish_run(
+    session: PlugsSession,
+    run: IntegrationLog,
+    *,
+    succeeded: int,
+    failed: int,
+    broken: bool = False,
+    message: str | Callable[[str], str],
+    processed: int | None = None,
+) -> None:
+    """End ``run`` (its status by :func:`run_status`, its counts, its completion time and
+    message) and tell the organization's admins of a failed or partial run, once per
+    incident.  ``processed`` is the records_processed count where it is not ``succeeded``
+    (a webhook run counts the events it applied, failed ones included); ``message`` may be
+    a function of the status."""
+    run.status = run_status(succeeded, failed, broken)
+    run.records_processed = succeeded if processed is None else processed
+    run.records_failed = failed
+    run.completed_at = utcnow()
+    run.message = message(run.status) if callable(message) else message
+    producers.run_ended(session, run)
+
+
+def _failures(session: PlugsSession, run_id: uuid.UUID) -> list[dict[str, Any]]:
+    listed: list[dict[str, Any]] = []
+    rows = session.execute(
+        select(SyncPageOutcome.stream, SyncPageOutcome.failures)
+        .where(SyncPageOutcome.run_id == run_id, SyncPageOutcome.failed > 0)
+        .order_by(SyncPageOutcome.created_at)
+    )
+    for stream, failures in rows:
+        for failure in failures:
+            if len(listed) >= MAX_LISTED_FAILURES:
+                return listed
+            listed.append({"stream": stream, **failure})
+    return listed
+
+
+def _summary(status: str, processed: int, failed: int, broken: dict[str, str | None]) -> str:
+    text = f"{status}: {processed} records synced, {failed} failed"
+    if broken:
+        text += "; " + "; ".join(f"{name}: {reason}" for name, reason in broken.items())
+    return text
+
+
+def _advance_cursors(session: PlugsSession, streams: list[SyncStreamRun]) -> None:
+    for stream_run in streams:
+        if stream_run.status != "done" or not stream_run.high_water:
+            continue
+        cursor = session.scalars(
+            select(SyncCursor)
+            .where(
+                SyncCursor.integration_id == stream_run.integration_id,
+                SyncCursor.stream == stream_run.stream,
+            )
+            .with_for_update()
+        ).one_or_none()
+        if cursor is None:
+            session.add(
+                SyncCursor(
+                    integration_id=stream_run.integration_id,
+                    stream=stream_run.stream,
+                    state=dict(stream_run.high_water),
+                )
+            )
+        elif stream_run.high_water.get("cursor", "") > cursor.state.get("cursor", ""):
+            cursor.state = dict(stream_run.high_water)
+
+
+def _update_integration(
+    session: PlugsSession, run: IntegrationLog, broken: dict[str, str | None]
+) -> None:
+    integration = session.get(Integration, run.integration_id)
+    if integration is None:
+        return
+    if broken and run.records_processed == 0:  # the connection itself broke
+        integration.status = "error"
+    else:
+        integration.status = "connected"
+        integration.last_sync = run.completed_at

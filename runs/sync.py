@@ -1,0 +1,352 @@
+"""The sync engine: a run is an ``integration_logs`` row plus one chain of page tasks per stream.
+
+``start_run`` (:mod:`runs.lifecycle`) writes the run, a :class:`SyncStreamRun` per stream
+and the first page task (outbox) in one transaction.  For each page, a page task
+(:func:`run_pages`) fetches the vendor page outside any transaction, then in one transaction: checks the page is still the stream's current one (a redelivered
+task finds it is not and does nothing), upserts the records, writes the page's outcome,
+moves the cursor, and either enqueues the next page or finishes the stream.  The last
+stream to finish closes the run: counts are sums of page outcomes, never counters.
+
+A page delivered more than ``max_redeliveries`` times fails its stream instead of looping;
+a wait longer than the inline cap is parked in the outbox (``available_at``), not held in
+a worker or a countdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from connectors import export, loading
+from connectors.base import Connector, Page, Stream
+from connectors.upsert import PageOutcome, apply_page
+from core.errors import AuthError, FatalError, NotFoundError, RateLimitedError
+from core.settings import get_settings
+from models import outbox
+from models.base import utcnow
+from models.integrations import Integration, IntegrationLog
+from models.session import ROW_LOCK, Database, PlugsSession
+from models.sync_state import SyncPageOutcome, SyncStreamRun
+from runs.lifecycle import (  # open_run, start_run, replay_run: the public API, here too
+    PAGE_TASK,
+    close_run_if_finished,
+    open_run,
+    replay_run,
+    start_run,
+    start_waiting,
+)
+
+log = logging.getLogger(__name__)
+__all__ = ["PageReport", "open_run", "replay_run", "restart_stalled", "run_pages", "start_run"]
+#: A page task runs up to this many pages (each its own transaction) before handing over.
+PAGES_PER_TASK = 10
+SECONDS_PER_TASK = 20.0
+
+
+@dataclass(frozen=True)
+class PageReport:
+    """What one page task did (returned by the task, shown in Flower)."""
+
+    stream: str
+    state: str  # "page" | "done" | "duplicate" | "parked" | "failed" | "finished-already"
+    succeeded: int = 0
+    failed: int = 0
+
+
+@dataclass
+class _Claimed:
+    """A stream run being worked on: its row (detached), integration, connector, cursor."""
+
+    stream_run: SyncStreamRun
+    integration: Integration
+    cursor: dict | None
+    connector: Connector | None = None
+
+
+def run_pages(
+    db: Database,
+    org_id: uuid.UUID,
+    stream_run_id: uuid.UUID,
+    *,
+    max_pages: int = PAGES_PER_TASK,
+    budget: float = SECONDS_PER_TASK,
+    progress: Callable[[PageReport], None] | None = None,
+) -> PageReport:
+    """Run a stream's pages, one transaction each, for up to ``max_pages`` or ``budget``
+    seconds; the last one enqueues the next task.  The delivery is counted once, when the
+    task claims its first page; every page is stored and accounted on its own, so a crash
+    between pages loses nothing (the stall sweeper enqueues the page again)."""
+    started = time.monotonic()
+    total = PageReport("?", "page")
+    claimed: _Claimed | None = None
+    for number in range(1, max_pages + 1):
+        last = number == max_pages or time.monotonic() - started > budget
+        report, claimed = _run_page(db, org_id, stream_run_id, chain=last, claimed=claimed)
+        total = PageReport(
+            report.stream,
+            report.state,
+            total.succeeded + report.succeeded,
+            total.failed + report.failed,
+        )
+        if progress is not None:
+            progress(total)
+        if report.state != "page" or last or claimed is None:
+            return total
+    return total
+
+
+def _run_page(
+    db: Database,
+    org_id: uuid.UUID,
+    stream_run_id: uuid.UUID,
+    *,
+    chain: bool,
+    claimed: _Claimed | None = None,
+) -> tuple[PageReport, _Claimed | None]:
+    """One page; returns what to continue with when the caller runs the next page itself."""
+    if claimed is None:
+        found = _claim(db, org_id, stream_run_id)
+        if isinstance(found, PageReport):
+            return found, None
+        claimed = found
+    stream_run, cursor = claimed.stream_run, claimed.cursor
+    try:
+        claimed.connector = claimed.connector or loading.open_connector(claimed.integration)
+        connector = claimed.connector
+        if stream_run.direction == "push":
+            return _export_page(db, org_id, stream_run, connector, cursor, chain), None
+        stream = connector.stream(stream_run.stream)
+        page = _fetch(loading.client_for(connector), stream, cursor, stream_run.start_state)
+    except RateLimitedError as exc:
+        return _park(db, org_id, stream_run, exc), None
+    except AuthError as exc:
+        reason = f"authentication failed: {exc}"
+        return _fail_stream(db, org_id, stream_run_id, reason, auth=True), None
+    except FatalError as exc:
+        return _fail_stream(db, org_id, stream_run_id, str(exc)), None
+    report = _store(db, org_id, stream_run_id, cursor, stream, page, chain)
+    if report.state != "page" or chain:
+        return report, None
+    claimed.cursor = page.next_cursor
+    return report, claimed
+
+
+def _fetch(client: Any, stream: Stream, cursor: dict | None, state: dict) -> Page:
+    if cursor and "ids" in cursor:  # a replay of given records, a page at a time
+        if stream.fetch_by_ids is None:
+            raise FatalError(f"stream {stream.name} cannot fetch records by id")
+        ids, rest = cursor["ids"][: stream.page_size], cursor["ids"][stream.page_size :]
+        return Page(
+            records=stream.fetch_by_ids(client, stream, ids),
+            next_cursor={"ids": rest} if rest else None,
+            key=f"replay:{ids[0]}",
+        )
+    return stream.paginator.fetch(client, stream, cursor, state)
+
+
+def _claim(db: Database, org_id: uuid.UUID, stream_run_id: uuid.UUID) -> PageReport | _Claimed:
+    """Count this delivery; refuse finished streams and pages delivered too often."""
+    cap = get_settings().max_redeliveries
+    with db.tenant(org_id) as session:
+        stream_run = session.get(SyncStreamRun, stream_run_id, with_for_update=ROW_LOCK)
+        if stream_run is None:
+            raise NotFoundError(f"no stream run {stream_run_id}")
+        if stream_run.status in ("done", "failed"):
+            return PageReport(stream_run.stream, "finished-already")
+        stream_run.attempts += 1
+        stream_run.status = "running"
+        if stream_run.attempts > cap:
+            reason = f"page delivered {stream_run.attempts - 1} times without finishing; giving up"
+            _finish_stream(session, stream_run, failed=reason)
+            return PageReport(stream_run.stream, "failed")
+        integration = session.get(Integration, stream_run.integration_id)
+        if integration is None:
+            raise NotFoundError(f"integration {stream_run.integration_id} is gone")
+        session.expunge(integration)
+        cursor = dict(stream_run.page_cursor) if stream_run.page_cursor is not None else None
+        session.expunge(stream_run)
+        return _Claimed(stream_run, integration, cursor)
+
+
+def _store(
+    db: Database,
+    org_id: uuid.UUID,
+    stream_run_id: uuid.UUID,
+    cursor: dict | None,
+    stream: Stream,
+    page: Page,
+    chain: bool,
+) -> PageReport:
+    with db.tenant(org_id) as session:
+        stream_run = session.get(SyncStreamRun, stream_run_id, with_for_update=ROW_LOCK)
+        if (
+            stream_run is None
+            or stream_run.status in ("done", "failed")
+            or (stream_run.page_cursor != cursor)
+        ):
+            return PageReport(stream.name, "duplicate")
+        outcome = apply_page(session, stream_run.integration_id, stream, page.records)
+        more = _record_page(session, org_id, stream_run, outcome, page.key, page.next_cursor, chain)
+    state = "page" if more else "done"
+    return PageReport(stream.name, state, outcome.succeeded, len(outcome.failures))
+
+
+def _export_page(
+    db: Database,
+    org_id: uuid.UUID,
+    stream_run: SyncStreamRun,
+    connector: Connector,
+    cursor: dict | None,
+    chain: bool,
+) -> PageReport:
+    """Push one batch of rows changed here; same accounting as a pulled page."""
+    stream = connector.export_stream(stream_run.stream)
+    with db.tenant(org_id) as session:
+        batch = export.changed_rows(
+            session, stream_run.integration_id, stream, (cursor or {}).get("after")
+        )
+    try:
+        results, read_back = export.push(connector, loading.client_for(connector), stream, batch)
+    except RateLimitedError as exc:
+        return _park(db, org_id, stream_run, exc)
+    except AuthError as exc:
+        return _fail_stream(db, org_id, stream_run.id, f"authentication failed: {exc}", auth=True)
+    except FatalError as exc:
+        return _fail_stream(db, org_id, stream_run.id, str(exc))
+    with db.tenant(org_id) as session:
+        row = session.get(SyncStreamRun, stream_run.id, with_for_update=ROW_LOCK)
+        if row is None or row.status in ("done", "failed") or row.page_cursor != cursor:
+            return PageReport(stream.name, "duplicate")
+        outcome = export.record_push(session, connector, stream, results, read_back)
+        next_cursor = None if batch.finished else {"after": batch.last_scanned}
+        more = _record_page(
+            session,
+            org_id,
+            row,
+            outcome,
+            f"export:{(cursor or {}).get('after') or ''}",
+            next_cursor,
+            chain,
+        )
+    return PageReport(
+        stream.name, "page" if more else "done", outcome.succeeded, len(outcome.failures)
+    )
+
+
+def _record_page(
+    session: PlugsSession,
+    org_id: uuid.UUID,
+    stream_run: SyncStreamRun,
+    outcome: PageOutcome,
+    key: str,
+    next_cursor: dict | None,
+    chain: bool = True,
+) -> bool:
+    """Store a page's outcome, move the cursor, and either enqueue the next page (``chain``;
+    otherwise the caller runs it) or finish the stream.  True when there is a next page."""
+    session.add(
+        SyncPageOutcome(
+            run_id=stream_run.run_id,
+            stream=stream_run.stream,
+            page_key=key[:255],
+            succeeded=outcome.succeeded,
+            failed=len(outcome.failures),
+            failures=outcome.failures,
+        )
+    )
+    if outcome.high_water and outcome.high_water > stream_run.high_water.get("cursor", ""):
+        stream_run.high_water = {**stream_run.high_water, "cursor": outcome.high_water}
+    stream_run.pages_done += 1
+    stream_run.attempts = 0
+    stream_run.resume_at = None
+    stream_run.page_cursor = next_cursor
+    if next_cursor is not None:
+        if chain:
+            outbox.enqueue(session, PAGE_TASK, str(org_id), str(stream_run.id))
+        return True
+    _finish_stream(session, stream_run)
+    return False
+
+
+def _park(
+    db: Database, org_id: uuid.UUID, stream_run: SyncStreamRun, exc: RateLimitedError
+) -> PageReport:
+    wait = exc.retry_after if exc.retry_after is not None else 60.0
+    with db.tenant(org_id) as session:
+        row = session.get(SyncStreamRun, stream_run.id, with_for_update=ROW_LOCK)
+        if row is None or row.status in ("done", "failed"):
+            return PageReport(stream_run.stream, "finished-already")
+        row.attempts = max(0, row.attempts - 1)  # waiting is not a failed delivery
+        row.last_error = f"rate limited; resuming in {wait:.0f}s"
+        row.resume_at = utcnow() + timedelta(seconds=wait)
+        outbox.enqueue(
+            session,
+            PAGE_TASK,
+            str(org_id),
+            str(row.id),
+            available_at=utcnow() + timedelta(seconds=wait),
+        )
+    log.info("stream %s parked for %.0fs: %s", stream_run.id, wait, exc)
+    return PageReport(stream_run.stream, "parked")
+
+
+def _fail_stream(
+    db: Database, org_id: uuid.UUID, stream_run_id: uuid.UUID, reason: str, *, auth: bool = False
+) -> PageReport:
+    with db.tenant(org_id) as session:
+        stream_run = session.get(SyncStreamRun, stream_run_id, with_for_update=ROW_LOCK)
+        if stream_run is None or stream_run.status in ("done", "failed"):
+            return PageReport(stream_run.stream if stream_run else "?", "finished-already")
+        if auth:
+            integration = session.get(Integration, stream_run.integration_id)
+            if integration is not None:
+                integration.status = "error"
+                integration.metadata_ = {**integration.metadata_, "last_error": reason}
+        _finish_stream(session, stream_run, failed=reason)
+        return PageReport(stream_run.stream, "failed")
+
+
+def _finish_stream(
+    session: PlugsSession, stream_run: SyncStreamRun, *, failed: str | None = None
+) -> None:
+    stream_run.status = "failed" if failed else "done"
+    stream_run.last_error = failed
+    session.flush()
+    # Lock order everywhere: the stream's row, then its run's row.
+    session.get(IntegrationLog, stream_run.run_id, with_for_update=ROW_LOCK, populate_existing=True)
+    start_waiting(session, stream_run.organization_id, stream_run)
+    close_run_if_finished(session, stream_run.run_id)
+
+
+def restart_stalled(db: Database) -> int:
+    """Enqueue again the current page of streams that made no progress for too long.
+
+    This is what makes a message the broker lost (or a worker killed without requeue) cost
+    a delay instead of a run: the page task is idempotent, so a duplicate does nothing.
+    """
+    settings = get_settings()
+    cutoff = utcnow() - timedelta(seconds=settings.stall_seconds())
+    with db.system("sync: find stalled streams") as session:
+        stalled = session.execute(
+            select(SyncStreamRun.organization_id, SyncStreamRun.id).where(
+                SyncStreamRun.status.in_(("pending", "running")),
+                SyncStreamRun.updated_at < cutoff,
+                (SyncStreamRun.resume_at.is_(None)) | (SyncStreamRun.resume_at < cutoff),
+            )
+        ).all()
+    for org_id, stream_run_id in stalled:
+        with db.tenant(org_id) as session:
+            row = session.get(SyncStreamRun, stream_run_id, with_for_update=ROW_LOCK)
+            if row is None or row.status in ("done", "failed") or row.updated_at >= cutoff:
+                continue
+            row.last_error = "no progress; page enqueued again"
+            outbox.enqueue(session, PAGE_TASK, str(org_id), str(stream_run_id))
+        log.warning("stream run %s stalled; its page was enqueued again", stream_run_id)
+    return len(stalled)

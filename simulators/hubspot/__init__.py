@@ -1,0 +1,1 @@
+"""A stateful hubspot simulator (see simulators/__init__.py)."""

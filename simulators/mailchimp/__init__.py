@@ -1,0 +1,1 @@
+"""A stateful mailchimp simulator (see simulators/__init__.py)."""

@@ -1,0 +1,1 @@
+"""A stateful teams simulator (see simulators/__init__.py)."""

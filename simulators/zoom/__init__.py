@@ -1,0 +1,1 @@
+"""A stateful zoom simulator (see simulators/__init__.py)."""

@@ -1,0 +1,330 @@
+"""A stateful Zoom API v2 simulator that behaves like Zoom over HTTP.
+
+Connector tests talk to it instead of zoom.us / api.zoom.us, either in-process
+(``httpx.MockTransport(sim)``) or over a socket (``simulators.server.serve(sim)``;
+the same server answers the OAuth host and the API host).  It issues Server-to-Server
+OAuth tokens that expire, keeps meetings, registrants, past participants and recordings,
+pages lists with ``page_size`` + ``next_page_token``, answers errors with Zoom's
+``{"code", "message"}`` bodies, injects 429s (with Retry-After and Zoom's rate headers)
+and 5xx on request, and builds signed webhook deliveries as Zoom sends them.
+Vendor facts: ``/work/shared/vendors/zoom-teams.md`` section A (section C: the
+unconfirmed behaviours are options here).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+import httpx
+
+from simulators.zoom.store import Meeting, PageError, ZoomStore, iso
+
+__all__ = ["LoggedRequest", "ZoomSimulator"]
+
+QPS_MESSAGE = "You have reached the maximum per-second rate limit for this API. Try again later."
+_ROUTES: tuple[tuple[str, re.Pattern[str], str, str], ...] = (
+    ("GET", re.compile(r"^/v2/users/[^/]+/meetings$"), "list_meetings", "Medium"),
+    ("POST", re.compile(r"^/v2/users/[^/]+/meetings$"), "create_meeting", "Medium"),
+    ("GET", re.compile(r"^/v2/meetings/(\d+)$"), "get_meeting", "Light"),
+    ("PATCH", re.compile(r"^/v2/meetings/(\d+)$"), "update_meeting", "Light"),
+    ("DELETE", re.compile(r"^/v2/meetings/(\d+)$"), "delete_meeting", "Light"),
+    ("GET", re.compile(r"^/v2/meetings/(\d+)/registrants$"), "list_registrants", "Medium"),
+    ("POST", re.compile(r"^/v2/meetings/(\d+)/registrants$"), "add_registrant", "Light"),
+    ("GET", re.compile(r"^/v2/meetings/(\d+)/registrants/([^/]+)$"), "get_registrant", "Light"),
+    ("GET", re.compile(r"^/v2/past_meetings/([^/]+)/participants$"), "participants", "Medium"),
+    ("GET", re.compile(r"^/v2/report/meetings/([^/]+)/participants$"), "participants", "Heavy"),
+)
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    """One request the simulator answered."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    status: int
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def error(status: int, code: int, message: str, **headers: str) -> httpx.Response:
+    return httpx.Response(status, json={"code": code, "message": message}, headers=headers)
+
+
+class ZoomSimulator:
+    """Zoom's S2S OAuth, meetings, registrants, participants, recordings and webhooks.
+
+    ``invalidate_old_tokens`` makes a new token revoke the previous one (seen on old
+    forum threads, UNCONFIRMED); ``clock`` drives token expiry and timestamps.
+    """
+
+    def __init__(
+        self,
+        *,
+        account_id: str = "AcCt_0001",
+        client_id: str = "sim-client-id",
+        client_secret: str = "sim-client-secret",
+        webhook_secret: str = "zmWebhookSecret_Test123",
+        token_ttl: int = 3600,
+        invalidate_old_tokens: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.account_id, self.client_id, self.client_secret = account_id, client_id, client_secret
+        self.webhook_secret, self.token_ttl = webhook_secret, token_ttl
+        self.invalidate_old_tokens, self.clock = invalidate_old_tokens, clock
+        self.store = ZoomStore()
+        self.tokens: dict[str, float] = {}
+        self.requests: list[LoggedRequest] = []
+        self._faults: list[tuple[int, float | None]] = []
+        self._lock = threading.RLock()
+
+    # ----------------------------------------------------------------- HTTP
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        with self._lock:
+            response = self._respond(request)
+            response.request = request
+            self.requests.append(
+                LoggedRequest(
+                    request.method,
+                    request.url.path,
+                    dict(request.url.params),
+                    response.status_code,
+                )
+            )
+            return response
+
+    def _respond(self, request: httpx.Request) -> httpx.Response:
+        path = unquote(request.url.raw_path.split(b"?")[0].decode())  # Zoom decodes once
+        if path == "/oauth/token" and request.method == "POST":
+            return self._token(request)
+        if self._faults:
+            return self._fault()
+        if not self._authorized(request):
+            return error(401, 124, "Invalid access token.")
+        for method, pattern, name, label in _ROUTES:
+            match = pattern.match(path)
+            if match and method == request.method:
+                args = [unquote(part) for part in match.groups()]  # ... and then once more
+                try:
+                    response: httpx.Response = getattr(self, f"_{name}")(request, *args)
+                except ApiError as exc:
+                    response = error(exc.status, exc.code, exc.message)
+                except PageError as exc:
+                    response = error(400, 300, str(exc))
+                response.headers["X-RateLimit-Category"] = label
+                return response
+        return error(404, 404, f"No route for {request.method} {path}")
+
+    def _fault(self) -> httpx.Response:
+        status, retry_after = self._faults.pop(0)
+        if status != 429:
+            return error(status, status, "Internal server error (injected).")
+        headers = {"X-RateLimit-Category": "Medium", "X-RateLimit-Type": "QPS"}
+        headers |= {"X-RateLimit-Limit": "20", "X-RateLimit-Remaining": "0"}
+        if retry_after is not None:
+            headers["Retry-After"] = str(int(retry_after))
+        return error(429, 429, QPS_MESSAGE, **headers)
+
+    def _token(self, request: httpx.Request) -> httpx.Response:
+        params = dict(request.url.params)
+        if request.content:
+            params |= dict(httpx.QueryParams(request.content.decode()))
+        scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+        try:
+            pair = base64.b64decode(encoded).decode() if scheme == "Basic" else ""
+        except (ValueError, UnicodeDecodeError):
+            pair = ""
+        if pair != f"{self.client_id}:{self.client_secret}":
+            body = {"reason": "Invalid client_id or client_secret", "error": "invalid_client"}
+            return httpx.Response(401, json=body)
+        if params.get("grant_type") != "account_credentials":
+            return httpx.Response(
+                400, json={"reason": "Unsupported grant type", "error": "unsupported_grant_type"}
+            )
+        if params.get("account_id") != self.account_id:
+            return httpx.Response(
+                400, json={"reason": "Invalid account_id", "error": "invalid_request"}
+            )
+        token = "sim-" + secrets.token_urlsafe(24)
+        if self.invalidate_old_tokens:
+            self.tokens.clear()
+        self.tokens[token] = self.clock() + self.token_ttl
+        body = {"access_token": token, "token_type": "bearer", "expires_in": self.token_ttl}
+        body |= {
+            "scope": "meeting:read:admin meeting:write:admin",
+            "api_url": "https://api.zoom.us",
+        }
+        return httpx.Response(200, json=body)
+
+    def _authorized(self, request: httpx.Request) -> bool:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        expires = self.tokens.get(token) if scheme.lower() == "bearer" else None
+        return expires is not None and expires > self.clock()
+
+    # ------------------------------------------------------------ endpoints
+
+    def _meeting(self, meeting_id: str) -> Meeting:
+        meeting = self.store.meetings.get(int(meeting_id))
+        if meeting is None:
+            raise ApiError(404, 3001, f"Meeting {meeting_id} is not found or has expired.")
+        return meeting
+
+    def _list_meetings(self, request: httpx.Request) -> httpx.Response:
+        meetings = [m.json() for m in self.store.meetings.values()]
+        page = self.store.page("meetings", meetings, dict(request.url.params), self.clock())
+        page["meetings"] = page.pop("_items")
+        return httpx.Response(200, json=page)
+
+    def _create_meeting(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content or b"{}")
+        if not str(body.get("topic") or "").strip():
+            raise ApiError(400, 300, "Validation Failed.")
+        if len(str(body.get("agenda") or "")) > 2000:
+            raise ApiError(400, 300, "Validation Failed.")
+        return httpx.Response(201, json=self.store.create_meeting(body, self.clock()).json())
+
+    def _get_meeting(self, request: httpx.Request, meeting_id: str) -> httpx.Response:
+        return httpx.Response(200, json=self._meeting(meeting_id).json())
+
+    def _update_meeting(self, request: httpx.Request, meeting_id: str) -> httpx.Response:
+        self.store.update_meeting(self._meeting(meeting_id), json.loads(request.content or b"{}"))
+        return httpx.Response(204)
+
+    def _delete_meeting(self, request: httpx.Request, meeting_id: str) -> httpx.Response:
+        self._meeting(meeting_id)
+        del self.store.meetings[int(meeting_id)]
+        self.store.deleted.add(int(meeting_id))
+        return httpx.Response(204)
+
+    def _list_registrants(self, request: httpx.Request, meeting_id: str) -> httpx.Response:
+        meeting = self._meeting(meeting_id)
+        query = dict(request.url.params)
+        wanted = query.get("status", "approved")
+        items = [r for r in meeting.registrants if r["status"] == wanted]
+        page = self.store.page(f"registrants:{meeting_id}:{wanted}", items, query, self.clock())
+        page["registrants"] = page.pop("_items")
+        return httpx.Response(200, json=page)
+
+    def _add_registrant(self, request: httpx.Request, meeting_id: str) -> httpx.Response:
+        meeting = self._meeting(meeting_id)
+        if meeting.settings.get("approval_type", 2) == 2:
+            raise ApiError(404, 404, "Registration has not been enabled for this meeting.")
+        body = json.loads(request.content or b"{}")
+        email = str(body.get("email") or "")
+        if not body.get("first_name") or email.count("@") != 1 or email.endswith("@"):
+            field = "first_name" if not body.get("first_name") else "email"
+            detail = {"code": 300, "message": "Validation Failed."}
+            detail["errors"] = [{"field": field, "message": "Invalid field."}]
+            return httpx.Response(400, json=detail)
+        registrant = self.store.add_registrant(meeting, body, self.clock())
+        answer = {"id": meeting.id, "registrant_id": registrant["id"]}
+        answer |= {"join_url": registrant["join_url"], "topic": meeting.topic}
+        return httpx.Response(201, json=answer | {"start_time": meeting.start_time})
+
+    def _get_registrant(
+        self, request: httpx.Request, meeting_id: str, registrant_id: str
+    ) -> httpx.Response:
+        for registrant in self._meeting(meeting_id).registrants:
+            if registrant["id"] == registrant_id:
+                return httpx.Response(200, json=registrant)
+        raise ApiError(404, 3001, f"Registrant {registrant_id} not found.")
+
+    def _participants(self, request: httpx.Request, meeting: str) -> httpx.Response:
+        if meeting.isdigit():
+            found = self.store.meetings.get(int(meeting))
+            meeting = found.uuid if found else meeting
+        if meeting not in self.store.participants:
+            raise ApiError(404, 3001, "This meeting is not available or ID is not valid.")
+        items = self.store.participants[meeting]
+        page = self.store.page(
+            f"participants:{meeting}", items, dict(request.url.params), self.clock()
+        )
+        page["participants"] = page.pop("_items")
+        return httpx.Response(200, json=page)
+
+    # --------------------------------------------------------- test helpers
+
+    def throttle_next(self, count: int, retry_after: float | None = 1) -> None:
+        """Answer the next ``count`` API calls with 429 (QPS) and Retry-After."""
+        with self._lock:
+            self._faults += [(429, retry_after)] * count
+
+    def fail_next(self, count: int, status: int = 503) -> None:
+        with self._lock:
+            self._faults += [(status, None)] * count
+
+    def expire_tokens(self) -> None:
+        """Every issued token expires now (Zoom answers 401 code 124 to it)."""
+        with self._lock:
+            self.tokens = dict.fromkeys(self.tokens, 0.0)
+
+    def add_meeting(self, topic: str = "Simulated meeting", **fields: Any) -> Meeting:
+        with self._lock:
+            body = {"topic": topic, "settings": {"approval_type": 0}, **fields}
+            return self.store.create_meeting(body, self.clock())
+
+    def register(
+        self, meeting_id: int, email: str, first_name: str = "Guest", *, at: float | None = None
+    ) -> dict[str, Any]:
+        """A registrant of the meeting, registered at ``at`` (epoch seconds; default now)."""
+        with self._lock:
+            meeting = self.store.meetings[meeting_id]
+            body = {"email": email, "first_name": first_name}
+            return self.store.add_registrant(meeting, body, self.clock() if at is None else at)
+
+    def registrant(self, meeting_id: int, registrant_id: str) -> dict[str, Any]:
+        meeting = self.store.meetings[meeting_id]
+        return next(r for r in meeting.registrants if r["id"] == registrant_id)
+
+    def reregister(self, meeting_id: int, registrant_id: str, **fields: Any) -> None:
+        """The registrant cancels and registers again: same id, a new create_time."""
+        with self._lock:
+            registrant = self.registrant(meeting_id, registrant_id)
+            registrant.update(fields, create_time=iso(self.clock() + 1))
+
+    def add_participant(self, instance_uuid: str, **fields: Any) -> None:
+        """A row of the past-meeting participants report of a meeting instance."""
+        with self._lock:
+            rows = self.store.participants.setdefault(instance_uuid, [])
+            rows.append({"id": secrets.token_hex(8), "status": "in_meeting", **fields})
+
+    def deliver(
+        self, event: str, obj: dict[str, Any], *, at: float | None = None
+    ) -> tuple[dict[str, str], bytes]:
+        """A signed delivery of ``event`` for ``obj`` exactly as Zoom sends it: headers
+        (``x-zm-signature``, ``x-zm-request-timestamp``, ...) and the raw body."""
+        now = self.clock() if at is None else at
+        body = {"event": event, "event_ts": int(now * 1000)}
+        body["payload"] = {"account_id": self.account_id, "object": obj}
+        raw = json.dumps(body, separators=(",", ":")).encode()
+        timestamp = str(int(now))
+        headers = {
+            "x-zm-request-timestamp": timestamp,
+            "x-zm-signature": signature(self.webhook_secret, timestamp, raw),
+            "user-agent": "Zoom Marketplace/1.0a",
+            "content-type": "application/json",
+        }
+        return headers, raw
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    """Zoom's ``x-zm-signature``: ``v0=`` + hex HMAC-SHA256 of ``v0:{timestamp}:{body}``."""
+    message = b"v0:" + timestamp.encode() + b":" + body
+    return "v0=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
