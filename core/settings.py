@@ -93,10 +93,24 @@ class Settings(BaseSettings):
     task_time_limit: int = Field(default=900, ge=10)
     task_soft_time_limit: int = Field(default=840, ge=5)
     max_redeliveries: int = Field(default=3, ge=1)
+    max_inline_wait: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="Longest vendor rate-limit wait (s, in all) slept inside a running task; "
+        "a longer one parks the page (outbox, available_at) so other organizations keep "
+        "the worker's slot.",
+    )
+    page_lease: int = Field(
+        default=30,
+        ge=5,
+        description="A running sync page renews its stream's lease every third of this (s); "
+        "a stream whose lease lapsed (its worker died) is enqueued again by the sweeper.",
+    )
     stalled_after: int = Field(
         default=0,
         ge=0,
-        description="Seconds without progress after which a sync stream's page is enqueued "
+        description="Seconds after which a sync stream's page that never started is enqueued "
         "again (a lost message); 0 means the task time limit plus one minute.",
     )
     allow_private_urls: bool = Field(

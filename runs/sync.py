@@ -15,14 +15,16 @@ a worker or a countdown.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from connectors import export, loading
 from connectors.base import Connector, Page, Stream
@@ -83,6 +85,49 @@ def run_pages(
     seconds; the last one enqueues the next task.  The delivery is counted once, when the
     task claims its first page; every page is stored and accounted on its own, so a crash
     between pages loses nothing (the stall sweeper enqueues the page again)."""
+    with _lease(db, org_id, stream_run_id):
+        return _pages(db, org_id, stream_run_id, max_pages, budget, progress)
+
+
+@contextmanager
+def _lease(db: Database, org_id: uuid.UUID, stream_run_id: uuid.UUID) -> Iterator[None]:
+    """Renew the stream's lease (its ``updated_at``) every third of ``PLUGS_PAGE_LEASE``
+    while this task works on it, from a thread of its own: a stream whose lease lapsed has
+    lost its worker, and :func:`restart_stalled` enqueues its page again."""
+    every = get_settings().page_lease / 3
+    done = threading.Event()
+
+    def renew() -> None:
+        while not done.wait(every):
+            try:
+                with db.tenant(org_id) as session:
+                    session.execute(
+                        update(SyncStreamRun)
+                        .where(SyncStreamRun.id == stream_run_id, SyncStreamRun.status == "running")
+                        .values(updated_at=utcnow())
+                    )
+            except Exception:  # noqa: BLE001 - the next renewal tries again
+                log.warning(
+                    "could not renew the lease of stream run %s", stream_run_id, exc_info=True
+                )
+
+    renewer = threading.Thread(target=renew, name=f"lease-{stream_run_id}", daemon=True)
+    renewer.start()
+    try:
+        yield
+    finally:
+        done.set()
+        renewer.join(timeout=every)
+
+
+def _pages(
+    db: Database,
+    org_id: uuid.UUID,
+    stream_run_id: uuid.UUID,
+    max_pages: int,
+    budget: float,
+    progress: Callable[[PageReport], None] | None,
+) -> PageReport:
     started = time.monotonic()
     total = PageReport("?", "page")
     claimed: _Claimed | None = None
@@ -326,27 +371,37 @@ def _finish_stream(
 
 
 def restart_stalled(db: Database) -> int:
-    """Enqueue again the current page of streams that made no progress for too long.
+    """Enqueue again the current page of streams whose worker is gone: a running stream
+    whose lease lapsed (``PLUGS_PAGE_LEASE``: its worker died mid-page), or a stream whose
+    first page never started (``PLUGS_STALLED_AFTER``: a message the broker lost).
 
-    This is what makes a message the broker lost (or a worker killed without requeue) cost
-    a delay instead of a run: the page task is idempotent, so a duplicate does nothing.
+    This makes a killed worker or a lost message cost a delay instead of a run: the page
+    task is idempotent, so a duplicate does nothing.
     """
     settings = get_settings()
-    cutoff = utcnow() - timedelta(seconds=settings.stall_seconds())
+    now = utcnow()
+    lapsed = now - timedelta(seconds=settings.page_lease)
+    forgotten = now - timedelta(seconds=settings.stall_seconds())
+    due = (
+        ((SyncStreamRun.status == "running") & (SyncStreamRun.updated_at < lapsed))
+        | ((SyncStreamRun.status == "pending") & (SyncStreamRun.updated_at < forgotten))
+    ) & ((SyncStreamRun.resume_at.is_(None)) | (SyncStreamRun.resume_at < lapsed))
     with db.system("sync: find stalled streams") as session:
         stalled = session.execute(
-            select(SyncStreamRun.organization_id, SyncStreamRun.id).where(
-                SyncStreamRun.status.in_(("pending", "running")),
-                SyncStreamRun.updated_at < cutoff,
-                (SyncStreamRun.resume_at.is_(None)) | (SyncStreamRun.resume_at < cutoff),
-            )
+            select(SyncStreamRun.organization_id, SyncStreamRun.id).where(due)
         ).all()
+    restarted = 0
     for org_id, stream_run_id in stalled:
         with db.tenant(org_id) as session:
-            row = session.get(SyncStreamRun, stream_run_id, with_for_update=ROW_LOCK)
-            if row is None or row.status in ("done", "failed") or row.updated_at >= cutoff:
-                continue
+            row = session.scalars(
+                select(SyncStreamRun)
+                .where(SyncStreamRun.id == stream_run_id, due)
+                .with_for_update(**ROW_LOCK)
+            ).one_or_none()
+            if row is None:
+                continue  # it moved on meanwhile
             row.last_error = "no progress; page enqueued again"
             outbox.enqueue(session, PAGE_TASK, str(org_id), str(stream_run_id))
+            restarted += 1
         log.warning("stream run %s stalled; its page was enqueued again", stream_run_id)
-    return len(stalled)
+    return restarted

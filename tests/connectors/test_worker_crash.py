@@ -20,6 +20,7 @@ CONTACTS = 20_000
 #: STALLED_AFTER seconds gets its page enqueued again by the sweeper.
 FAST_RECOVERY = {
     "PLUGS_STALLED_AFTER": "8",
+    "PLUGS_PAGE_LEASE": "8",
     "PLUGS_TASK_TIME_LIMIT": "60",
     "PLUGS_TASK_SOFT_TIME_LIMIT": "50",
     "PLUGS_VISIBILITY_TIMEOUT": "600",
@@ -64,6 +65,42 @@ def test_sigkill_mid_sync_then_restart_syncs_every_contact_exactly_once(
             distinct_emails = session.scalar(select(func.count(func.distinct(Contact.email))))
             mapped = session.scalar(select(func.count()).select_from(ExternalId))
         assert contacts == distinct_emails == mapped == CONTACTS
+
+
+def test_a_worker_killed_mid_page_is_replaced_within_a_minute_with_default_settings(
+    platform_env: dict[str, str], app_db: Database, tmp_path: Path
+) -> None:
+    """No fast-recovery settings: the running page's lease lapses (PLUGS_PAGE_LEASE, 30 s)
+    and beat's sweeper enqueues it again; a new worker makes progress within 60 s."""
+    sim = HubSpotSimulator(enforce_limits=False)
+    sim.add_contacts(5_000)
+    with hubspot(app_db, sim=sim) as vendor:
+        first = services.start_worker(platform_env, tmp_path, concurrency=2)
+        run_id = sync.start_run(
+            app_db, vendor.org_id, vendor.integration_id, streams=["contacts"], full_refresh=True
+        )
+        deadline = time.monotonic() + 120
+        while _pages_done(app_db, vendor.org_id, run_id) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first.kill()
+        killed_at, killed = _pages_done(app_db, vendor.org_id, run_id), time.monotonic()
+        assert 5 <= killed_at < 50
+
+        second = services.start_worker(platform_env, tmp_path, concurrency=2)
+        beat = services.start_beat(platform_env, tmp_path / "beat", tick_seconds=5.0)
+        try:
+            while _pages_done(app_db, vendor.org_id, run_id) == killed_at:
+                assert time.monotonic() - killed < 60, "no progress 60 s after the kill"
+                time.sleep(0.2)
+            recovered = time.monotonic() - killed
+            run = wait_for_run(app_db, vendor.org_id, run_id, timeout=120)
+        finally:
+            beat.stop()
+            second.stop()
+        print(f"progress again {recovered:.1f} s after the kill")
+        assert (run.status, run.records_processed, run.records_failed) == ("success", 5_000, 0)
+        with app_db.tenant(vendor.org_id) as session:
+            assert session.scalar(select(func.count()).select_from(Contact)) == 5_000
 
 
 def _finish_with_sweeper(db: Database, org_id, run_id, env):  # type: ignore[no-untyped-def]
