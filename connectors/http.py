@@ -8,9 +8,12 @@
   rate headers say, and turns the rest into our exception tree with scrubbed messages.
   A wait longer than ``max_inline_wait`` is never slept in a worker: it is raised as
   :class:`RateLimitedError` / :class:`RetryableError` with ``retry_after`` so the caller
-  parks the work in the database (see notes/reliability.md section 1).
-* :meth:`VendorClient.follow` fetches a vendor-supplied URL after the SSRF guard
-  (:func:`check_url`); redirects are never followed.
+  parks the work in the database (see docs/architecture.md#delivery-guarantees).
+* Every connection goes out through :class:`~connectors.egress.GuardedTransport`: the
+  host is resolved once, each address checked, and the checked address connected to
+  (non-public addresses and plain http only with ``PLUGS_ALLOW_PRIVATE_URLS=true``).
+* :meth:`VendorClient.follow` fetches a vendor-supplied URL only on the vendor's origin
+  (:func:`check_url`: same scheme, host and port); redirects are never followed.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from connectors.egress import GuardedTransport
 from connectors.http_messages import describe, describe_response
 from connectors.http_rate_headers import parse_retry_after, rate_limit_wait, rate_observation
 from connectors.http_urls import UnsafeURLError, check_url
@@ -45,6 +49,7 @@ from core.errors import (
     RetryableError,
     SkippableRecordError,
 )
+from core.settings import get_settings
 
 __all__ = [
     "STATUS_ACTIONS",
@@ -150,14 +155,16 @@ class VendorClient:
 
     Args:
         name: the vendor's name, used in messages (``hubspot``).
-        base_url: prefix of relative request URLs; its host is allowed for :meth:`follow`.
+        base_url: prefix of relative request URLs; its origin is allowed for :meth:`follow`.
         auth: an :class:`httpx.Auth` (bearer token, OAuth refresh, ...).
         headers: extra default headers (a ``User-Agent`` of ours is always sent).
-        transport: the transport, e.g. :class:`httpx.MockTransport` in tests.
+        transport: the transport, e.g. :class:`httpx.MockTransport` in tests; default the
+            guarded way out (:class:`~connectors.egress.GuardedTransport`).
         status_actions: this vendor's overrides, merged over :data:`STATUS_ACTIONS`.
         throttle: the shared rate limit to take a slot of before each attempt.
-        allowed_hosts: hosts :meth:`follow` may fetch (default: ``base_url``'s host).
-        allow_private: let :meth:`follow` reach private addresses and plain http (local
+        allowed_hosts: more origins :meth:`follow` may fetch besides ``base_url``'s: bare
+            hosts (https on 443) or ``scheme://host:port``.
+        allow_private: let requests reach non-public addresses and plain http (local
             simulators); default ``PLUGS_ALLOW_PRIVATE_URLS``.
         max_attempts: attempts per request before giving up.
         max_inline_wait: longest wait (s) slept inside a request; beyond it the error is
@@ -189,17 +196,20 @@ class VendorClient:
         self.max_attempts, self.max_inline_wait = max_attempts, max_inline_wait
         self._backoff = wait_random_exponential(multiplier=backoff, max=max_inline_wait)
         self._sleep = sleep
+        self.allow_private = _allow_private() if allow_private is None else allow_private
         self._client = httpx.Client(
             base_url=base_url,
             auth=auth,
             headers={"User-Agent": USER_AGENT, **(headers or {})},
-            transport=transport,
+            transport=transport
+            if transport is not None
+            else GuardedTransport(allow_private=self.allow_private),
             timeout=TIMEOUT,
             follow_redirects=False,
         )
-        host = self._client.base_url.host
-        self.allowed_hosts = tuple(allowed_hosts if allowed_hosts is not None else [host])
-        self.allow_private = _allow_private() if allow_private is None else allow_private
+        base = self._client.base_url
+        own = [f"{base.scheme}://{base.netloc.decode('ascii')}"] if base.host else []
+        self.allowed_origins = (*own, *(allowed_hosts or ()))
 
     def __enter__(self) -> Self:
         return self
@@ -238,13 +248,17 @@ class VendorClient:
             raise
 
     def follow(self, url: str | httpx.URL, **kwargs: Any) -> httpx.Response:
-        """GET a vendor-supplied URL (paging link, file URL) once :func:`check_url` allows it."""
-        safe = check_url(url, self.allowed_hosts, allow_private=self.allow_private)
+        """GET a vendor-supplied URL (paging link) once :func:`check_url` allows it."""
+        safe = check_url(url, self.allowed_origins, allow_private=self.allow_private)
         return self.request("GET", safe, **kwargs)
 
     def _wait(self, state: RetryCallState) -> float:
         failure = state.outcome.exception() if state.outcome else None
         if isinstance(failure, _Transient) and failure.server_wait is not None:
+            if failure.status == 429 and state.idle_for + failure.server_wait > self.max_inline_wait:
+                # Rate limited again: the waits add up, so the work is parked instead of
+                # holding this worker's slot (the caller resumes it after ``retry_after``).
+                raise failure.final(state.attempt_number)
             return failure.server_wait
         return float(self._backoff(state))
 
@@ -313,6 +327,4 @@ class VendorClient:
 
 
 def _allow_private() -> bool:
-    from core.settings import get_settings
-
-    return bool(getattr(get_settings(), "allow_private_urls", False))
+    return get_settings().allow_private_urls

@@ -9,8 +9,10 @@ from typing import Any
 from sqlalchemy import select
 
 from connectors.credentials import store_credentials
+from connectors.http_urls import check_url_settings
 from connectors.registry import get_connector
 from core.errors import ConfigError, NotFoundError
+from core.settings import get_settings
 from models.accounts import get_organization
 from models.integrations import Integration, IntegrationLog
 from models.session import Database
@@ -23,7 +25,12 @@ def add_integration(
     credentials: Mapping[str, Any],
     settings: Mapping[str, Any] | None = None,
 ) -> Integration:
-    """Connect ``org_id`` to ``provider``; the credentials are stored encrypted."""
+    """Connect ``org_id`` to ``provider``; the credentials are stored encrypted.
+
+    Settings named ``*_url`` are URLs we will call (``base_url``, ``login_base_url``,
+    ``oauth_base_url``): each is checked now (:func:`check_url_settings`), so a bad one is
+    refused with its name before anything is stored.
+    """
     connector = get_connector(provider)
     names = {f.name for f in connector.credential_fields}
     unknown = sorted(set(credentials) - names)
@@ -34,6 +41,7 @@ def add_integration(
     if not credentials:
         required = [f.name for f in connector.credential_fields if f.required]
         raise ConfigError(f"{provider} needs credentials: {', '.join(required) or 'see its docs'}")
+    check_url_settings(settings or {}, allow_private=get_settings().allow_private_urls)
     get_organization(db, org_id)
     with db.tenant(org_id) as session:
         integration = Integration(

@@ -13,6 +13,7 @@ from collections import OrderedDict
 from connectors.base import Connector
 from connectors.credentials import decrypt_credentials
 from connectors.http import Throttle, VendorClient
+from connectors.http_urls import check_url_settings
 from connectors.ratelimit import limiter_from_settings
 from connectors.registry import get_connector
 from core.settings import get_settings
@@ -66,8 +67,13 @@ def close_clients() -> None:
 
 
 def open_client(connector: Connector) -> VendorClient:
-    """A new client for the connector's vendor account: base URL, auth, shared rate limit."""
+    """A new client for the connector's vendor account: base URL, auth, shared rate limit.
+
+    The integration's URL settings are checked first (:func:`check_url_settings`): a row
+    written before the checks existed, or by hand, fails here with the setting's name.
+    """
     settings = get_settings()
+    check_url_settings(connector.integration.settings, allow_private=settings.allow_private_urls)
     throttle = None
     if connector.rate_limit is not None:
         throttle = Throttle(
@@ -83,4 +89,5 @@ def open_client(connector: Connector) -> VendorClient:
         throttle=throttle,
         allowed_hosts=connector.allowed_hosts or None,
         allow_private=settings.allow_private_urls,
+        max_inline_wait=settings.max_inline_wait,
     )

@@ -1,18 +1,24 @@
 """Email over SMTP: a text and an HTML body from the templates, through the configured
 relays (``PLUGS_SMTP_SERVERS``) in order.  One connection per relay is opened for a batch
 and reused; STARTTLS is required when the relay is configured for it (a relay that does not
-offer it is refused, never used in clear)."""
+offer it is refused, never used in clear).  Relays are connected to through the guarded way
+out (:func:`connectors.egress.open_socket`): a relay on a non-public address only with
+``PLUGS_ALLOW_PRIVATE_URLS=true``."""
 
 from __future__ import annotations
 
 import smtplib
+import socket
 import ssl
 import uuid
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import formataddr, make_msgid
+from typing import Any
 
+from connectors.egress import open_socket
+from connectors.http_urls import check_configured_host
 from core.errors import AuthError, ConfigError, FatalError, RetryableError
 from core.settings import Settings, SmtpServer
 from notifications import templates
@@ -34,6 +40,15 @@ class EmailChannel(Channel):
     def check_configured(self) -> None:
         if not self.settings.smtp_servers:
             raise ConfigError("the email channel has no SMTP server: set PLUGS_SMTP_SERVERS")
+        for server in self.settings.smtp_servers:
+            self._check_host(server)
+
+    def _check_host(self, server: SmtpServer) -> None:
+        check_configured_host(
+            server.host,
+            setting=f"PLUGS_SMTP_SERVERS ({server.name}) host",
+            allow_private=self.settings.allow_private_urls,
+        )
 
     def send(self, message: Message) -> Sent:
         email = compose(message, uuid.uuid4().hex)
@@ -73,7 +88,8 @@ class EmailChannel(Channel):
     def _connection(self, server: SmtpServer) -> smtplib.SMTP:
         key = f"{server.host}:{server.port}"
         if key not in self._connections:
-            self._connections[key] = _connect(server)
+            self._check_host(server)
+            self._connections[key] = _connect(server, self.settings.allow_private_urls)
         return self._connections[key]
 
     def _drop(self, server: SmtpServer) -> None:
@@ -100,7 +116,8 @@ def compose(message: Message, token: str) -> MIMEMultipart:
     ``EmailMessage.set_content``, which dominated the channel's time at 10,000 mails."""
     email = MIMEMultipart("alternative")
     email["To"] = formataddr((message.recipient.name, message.recipient.email))
-    email["Subject"] = Header(message.title, "utf-8")
+    # compat32 stores a Header as given; typeshed types the MIME classes' headers as str
+    email["Subject"] = Header(message.title, "utf-8")  # type: ignore[assignment]
     email["Message-ID"] = make_msgid(idstring=token, domain="plugs.invalid")
     email["X-Plugs-Notification"] = str(message.notification_id)
     email.attach(MIMEText(templates.render("email", "txt", message), "plain", "utf-8"))
@@ -108,16 +125,48 @@ def compose(message: Message, token: str) -> MIMEMultipart:
     return email
 
 
-def _connect(server: SmtpServer) -> smtplib.SMTP:
+class _GuardedSMTP(smtplib.SMTP):
+    """smtplib's client, its socket opened by :func:`open_socket` (TLS still verifies the
+    relay's name: smtplib passes it as the server hostname)."""
+
+    allow_private = False
+
+    def __init__(self, *args: Any, allow_private: bool | None = None, **options: Any) -> None:
+        if allow_private is not None:
+            self.allow_private = allow_private
+        super().__init__(*args, **options)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        source: Any = self.source_address
+        return open_socket(
+            host, port, allow_private=self.allow_private, timeout=timeout, source_address=source
+        )
+
+
+class _GuardedSMTPSSL(smtplib.SMTP_SSL, _GuardedSMTP):
+    """Implicit TLS (port 465) over the guarded socket."""
+
+    def __init__(self, *args: Any, allow_private: bool, **options: Any) -> None:
+        self.allow_private = allow_private
+        super().__init__(*args, **options)
+
+
+def _connect(server: SmtpServer, allow_private: bool) -> smtplib.SMTP:
     """A connection to ``server``, upgraded to TLS and logged in as configured."""
     context = ssl.create_default_context()
     try:
         if server.ssl:
-            connection: smtplib.SMTP = smtplib.SMTP_SSL(
-                server.host, server.port, timeout=server.timeout, context=context
+            connection: smtplib.SMTP = _GuardedSMTPSSL(
+                server.host,
+                server.port,
+                timeout=server.timeout,
+                context=context,
+                allow_private=allow_private,
             )
         else:
-            connection = smtplib.SMTP(server.host, server.port, timeout=server.timeout)
+            connection = _GuardedSMTP(
+                server.host, server.port, timeout=server.timeout, allow_private=allow_private
+            )
         connection.ehlo()
         if server.starttls and not server.ssl:
             if not connection.has_extn("starttls"):

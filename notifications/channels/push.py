@@ -10,13 +10,14 @@ tried again; 429, 5xx and connection errors hand over to the next provider, then
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connectors.http import Action, VendorClient
+from connectors.http_urls import check_configured_url
 from core.errors import ConfigError, FatalError
 from core.settings import PushProvider, Settings
 from models.notification_delivery import PushDevice
@@ -57,6 +58,8 @@ class PushChannel(Channel):
     def check_configured(self) -> None:
         if not self.settings.push_providers:
             raise ConfigError("the push channel has no provider: set PLUGS_PUSH_PROVIDERS")
+        for provider in self.settings.push_providers:
+            self._check_url(provider)
 
     def reachable(self, session: Session, recipients: Sequence[Recipient]) -> set[uuid.UUID]:
         ids = [r.id for r in recipients]
@@ -109,7 +112,7 @@ class PushChannel(Channel):
             setting="PLUGS_PUSH_PROVIDERS",
         )
 
-    def _send_via(self, provider: PushProvider, payload: dict[str, object]) -> tuple[str, str]:
+    def _send_via(self, provider: PushProvider, payload: Mapping[str, object]) -> tuple[str, str]:
         response = self._client(provider).request(
             "POST", send_path(provider.project_id), json=payload
         )
@@ -122,9 +125,11 @@ class PushChannel(Channel):
 
     def _client(self, provider: PushProvider) -> VendorClient:
         if provider.name not in self._clients:
+            self._check_url(provider)
             self._clients[provider.name] = VendorClient(
                 name=provider.name,
                 base_url=provider.base_url,
+                allow_private=self.settings.allow_private_urls,
                 headers={"Authorization": f"Bearer {provider.access_token.get_secret_value()}"},
                 status_actions={400: Action.NOT_FOUND},
                 max_attempts=2,
@@ -132,6 +137,13 @@ class PushChannel(Channel):
                 backoff=0.2,
             )
         return self._clients[provider.name]
+
+    def _check_url(self, provider: PushProvider) -> None:
+        check_configured_url(
+            provider.base_url,
+            setting=f"PLUGS_PUSH_PROVIDERS ({provider.name}) base_url",
+            allow_private=self.settings.allow_private_urls,
+        )
 
     def close(self) -> None:
         for client in self._clients.values():

@@ -15,6 +15,7 @@ import httpx
 from sqlalchemy.orm import Session
 
 from connectors.http import Action, VendorClient
+from connectors.http_urls import check_configured_url
 from core.errors import ConfigError, FatalError
 from core.settings import Settings, SmsProvider
 from notifications import templates
@@ -39,6 +40,8 @@ class SmsChannel(Channel):
     def check_configured(self) -> None:
         if not self.settings.sms_providers:
             raise ConfigError("the sms channel has no provider: set PLUGS_SMS_PROVIDERS")
+        for provider in self.settings.sms_providers:
+            self._check_url(provider)
 
     def reachable(self, session: Session, recipients: Sequence[Recipient]) -> set[uuid.UUID]:
         return {r.id for r in recipients if r.phone}
@@ -63,13 +66,16 @@ class SmsChannel(Channel):
         if response.status_code >= 300:
             code, detail = payload.get("code", response.status_code), payload.get("message", "")
             raise FatalError(f"{provider.name} refused the message: {code} {detail}".strip())
-        return Sent(provider=provider.name, provider_message_id=payload.get("sid"))
+        sid = payload.get("sid")
+        return Sent(provider=provider.name, provider_message_id=None if sid is None else str(sid))
 
     def _client(self, provider: SmsProvider) -> VendorClient:
         if provider.name not in self._clients:
+            self._check_url(provider)
             self._clients[provider.name] = VendorClient(
                 name=provider.name,
                 base_url=provider.base_url,
+                allow_private=self.settings.allow_private_urls,
                 auth=httpx.BasicAuth(provider.account_sid, provider.auth_token.get_secret_value()),
                 status_actions={400: Action.NOT_FOUND},
                 max_attempts=2,
@@ -77,6 +83,13 @@ class SmsChannel(Channel):
                 backoff=0.2,
             )
         return self._clients[provider.name]
+
+    def _check_url(self, provider: SmsProvider) -> None:
+        check_configured_url(
+            provider.base_url,
+            setting=f"PLUGS_SMS_PROVIDERS ({provider.name}) base_url",
+            allow_private=self.settings.allow_private_urls,
+        )
 
     def close(self) -> None:
         for client in self._clients.values():
