@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from connectors import export, loading
-from connectors.base import Connector, Page, Stream
+from connectors.base import Connector, JSONDict, Page, Stream
 from connectors.upsert import PageOutcome, apply_page
 from core.errors import AuthError, FatalError, NotFoundError, RateLimitedError
 from core.settings import get_settings
@@ -68,7 +68,7 @@ class _Claimed:
 
     stream_run: SyncStreamRun
     integration: Integration
-    cursor: dict | None
+    cursor: JSONDict | None
     connector: Connector | None = None
 
 
@@ -166,7 +166,11 @@ def _run_page(
         claimed.connector = claimed.connector or loading.open_connector(claimed.integration)
         connector = claimed.connector
         if stream_run.direction == "push":
-            return _export_page(db, org_id, stream_run, connector, cursor, chain), None
+            report, next_cursor = _export_page(db, org_id, stream_run, connector, cursor, chain)
+            if report.state != "page" or chain:
+                return report, None
+            claimed.cursor = next_cursor  # the next batch runs in this task, as pulls do
+            return report, claimed
         stream = connector.stream(stream_run.stream)
         page = _fetch(loading.client_for(connector), stream, cursor, stream_run.start_state)
     except RateLimitedError as exc:
@@ -183,7 +187,7 @@ def _run_page(
     return report, claimed
 
 
-def _fetch(client: Any, stream: Stream, cursor: dict | None, state: dict) -> Page:
+def _fetch(client: Any, stream: Stream, cursor: JSONDict | None, state: JSONDict) -> Page:
     if cursor and "ids" in cursor:  # a replay of given records, a page at a time
         if stream.fetch_by_ids is None:
             raise FatalError(f"stream {stream.name} cannot fetch records by id")
@@ -224,7 +228,7 @@ def _store(
     db: Database,
     org_id: uuid.UUID,
     stream_run_id: uuid.UUID,
-    cursor: dict | None,
+    cursor: JSONDict | None,
     stream: Stream,
     page: Page,
     chain: bool,
@@ -248,10 +252,11 @@ def _export_page(
     org_id: uuid.UUID,
     stream_run: SyncStreamRun,
     connector: Connector,
-    cursor: dict | None,
+    cursor: JSONDict | None,
     chain: bool,
-) -> PageReport:
-    """Push one batch of rows changed here; same accounting as a pulled page."""
+) -> tuple[PageReport, dict[str, Any] | None]:
+    """Push one batch of rows changed here; same accounting as a pulled page.  Returns the
+    report and the cursor of the next batch (None when the scan is finished)."""
     stream = connector.export_stream(stream_run.stream)
     with db.tenant(org_id) as session:
         batch = export.changed_rows(
@@ -260,15 +265,16 @@ def _export_page(
     try:
         results, read_back = export.push(connector, loading.client_for(connector), stream, batch)
     except RateLimitedError as exc:
-        return _park(db, org_id, stream_run, exc)
+        return _park(db, org_id, stream_run, exc), None
     except AuthError as exc:
-        return _fail_stream(db, org_id, stream_run.id, f"authentication failed: {exc}", auth=True)
+        reason = f"authentication failed: {exc}"
+        return _fail_stream(db, org_id, stream_run.id, reason, auth=True), None
     except FatalError as exc:
-        return _fail_stream(db, org_id, stream_run.id, str(exc))
+        return _fail_stream(db, org_id, stream_run.id, str(exc)), None
     with db.tenant(org_id) as session:
         row = session.get(SyncStreamRun, stream_run.id, with_for_update=ROW_LOCK)
         if row is None or row.status in ("done", "failed") or row.page_cursor != cursor:
-            return PageReport(stream.name, "duplicate")
+            return PageReport(stream.name, "duplicate"), None
         outcome = export.record_push(session, connector, stream, results, read_back)
         next_cursor = None if batch.finished else {"after": batch.last_scanned}
         more = _record_page(
@@ -280,9 +286,10 @@ def _export_page(
             next_cursor,
             chain,
         )
-    return PageReport(
+    report = PageReport(
         stream.name, "page" if more else "done", outcome.succeeded, len(outcome.failures)
     )
+    return report, next_cursor
 
 
 def _record_page(
@@ -291,7 +298,7 @@ def _record_page(
     stream_run: SyncStreamRun,
     outcome: PageOutcome,
     key: str,
-    next_cursor: dict | None,
+    next_cursor: JSONDict | None,
     chain: bool = True,
 ) -> bool:
     """Store a page's outcome, move the cursor, and either enqueue the next page (``chain``;
