@@ -1,2 +1,3 @@
-"""What every layer stands on and that needs no database: settings, the exception tree and
-the queue names.  Nothing here imports another package of ours."""
+"""What every layer stands on and that needs no database: settings, the exception tree, the
+queue names and the one secret scrubber (:mod:`core.redaction`).  Nothing here imports
+another package of ours."""

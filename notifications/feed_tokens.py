@@ -1,7 +1,11 @@
 """Per-user tokens of the in-app feed: ``<payload>.<signature>``, both base64url, the
 payload ``{"o": organization, "u": user, "e": expiry}`` signed with HMAC-SHA256 under
 ``PLUGS_FEED_SECRET``.  The application that signs users in issues them
-(:func:`issue`, or ``plugs notify token``); the feed only verifies them."""
+(:func:`issue`, or ``plugs notify token``); the feed only verifies them.
+
+:func:`verify` compares bytes, so a token of any characters or bytes is either valid or
+:class:`InvalidToken`, never another error; the viewer it returns carries the expiry, which
+an open stream honours too."""
 
 from __future__ import annotations
 
@@ -29,6 +33,8 @@ class Viewer:
 
     organization_id: uuid.UUID
     user_id: uuid.UUID
+    #: When the token stops opening the feed (Unix time, seconds).
+    expires_at: int
 
 
 def _key() -> bytes:
@@ -42,8 +48,8 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+def _unb64(data: bytes) -> bytes:
+    return base64.urlsafe_b64decode(data + b"=" * (-len(data) % 4))
 
 
 def issue(organization_id: uuid.UUID, user_id: uuid.UUID, *, ttl: int = DEFAULT_TTL) -> str:
@@ -55,18 +61,18 @@ def issue(organization_id: uuid.UUID, user_id: uuid.UUID, *, ttl: int = DEFAULT_
     return f"{body}.{_b64(hmac.new(_key(), body.encode(), hashlib.sha256).digest())}"
 
 
-def verify(token: str) -> Viewer:
-    """The viewer of a valid token; :class:`InvalidToken` otherwise."""
-    body, _, signature = token.partition(".")
-    expected = _b64(hmac.new(_key(), body.encode(), hashlib.sha256).digest())
+def verify(token: str | bytes) -> Viewer:
+    """The viewer of a valid token; :class:`InvalidToken` otherwise (for any input)."""
+    raw = token if isinstance(token, bytes) else token.encode("utf-8", "surrogatepass")
+    body, _, signature = raw.partition(b".")
+    expected = _b64(hmac.new(_key(), body, hashlib.sha256).digest()).encode()
     if not signature or not hmac.compare_digest(signature, expected):
         raise InvalidToken("invalid feed token")
     try:
         payload = json.loads(_unb64(body))
-        viewer = Viewer(uuid.UUID(payload["o"]), uuid.UUID(payload["u"]))
-        expires = int(payload["e"])
-    except (ValueError, KeyError, TypeError):
+        viewer = Viewer(uuid.UUID(payload["o"]), uuid.UUID(payload["u"]), int(payload["e"]))
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise InvalidToken("invalid feed token") from None
-    if expires < time.time():
+    if viewer.expires_at < time.time():
         raise InvalidToken("the feed token has expired")
     return viewer

@@ -12,12 +12,12 @@ Every record carries the context of the work it belongs to (``run_id``, ``task_i
 are bound from its request and id arguments (:func:`enter_task`), library code adds more
 with :func:`bound`.
 
-Secrets are removed by ONE filter, :class:`RedactingFilter`, on every handler: the values
-of the settings' secrets (and the passwords and keys inside them), passwords in URLs,
-``Bearer``/``Basic`` credentials, the values of secret-named keys (``access_token=``,
-``"client_secret": "..."``), 32-byte base64 keys (Fernet, AES-256), and any value bound
-with :func:`add_secrets` for the current task.  It applies to the message, its arguments,
-the traceback and extra fields alike.
+Secrets are removed by ONE filter, :class:`RedactingFilter`, on every handler, with the one
+scrubber (:class:`core.redaction.Redactor`): the values of the settings' secrets (and the
+passwords and keys inside them) and any value bound with :func:`core.redaction.add_secrets`
+for the current task, in any case or encoding, then secret shapes (passwords in URLs,
+``Bearer``/``Basic`` credentials, the values of secret-named keys, 32-byte base64 keys).  It
+applies to the message, its arguments, the traceback and extra fields alike.
 """
 
 from __future__ import annotations
@@ -25,103 +25,26 @@ from __future__ import annotations
 import inspect
 import logging
 import logging.handlers
-import re
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from types import MappingProxyType
 from typing import Any, Final, TextIO
-from urllib.parse import urlsplit
 
 from pythonjsonlogger.json import JsonFormatter
 
-from core.settings import Settings, get_settings
+from core.redaction import Redactor, reset_task_secrets, restore_task_secrets, task_secrets
+from core.settings import get_settings
 
-REDACTED: Final = "[redacted]"
 #: The context every record may carry, in this order.
 CONTEXT_FIELDS: Final = ("run_id", "task_id", "task_name", "integration_id", "organization_id")
 #: Task arguments bound to the log context when a task starts (ids only, by name).
 ID_ARGUMENTS: Final = ("run_id", "integration_id", "organization_id")
-#: A literal secret shorter than this is not searched for (it would redact ordinary words).
-MIN_SECRET_LENGTH: Final = 6
 
 _context: ContextVar[Mapping[str, str]] = ContextVar(
     "plugs_log_context", default=MappingProxyType({})
 )
-_secrets: ContextVar[tuple[str, ...]] = ContextVar("plugs_log_secrets", default=())
-
-_SECRET_NAMES = (
-    r"[\w-]*(?:password|passwd|secret|token|api[_-]?key|apikey|private[_-]?key|access[_-]?key"
-    r"|authorization|signature|cookie)[\w-]*"
-)
-_PATTERNS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
-    # scheme://user:password@host -> scheme://user:[redacted]@host
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/?#@\s]*):[^@/?#\s]+@"), rf"\1:{REDACTED}@"),
-    (re.compile(r"(?i)\b(bearer|basic)\s+[\w\-.~+/]+=*"), rf"\1 {REDACTED}"),
-    # access_token=..., 'client_secret': '...', "password": "...", api-key: ...
-    (
-        re.compile(
-            rf"(?i)(?P<key>[\"']?\b{_SECRET_NAMES}[\"']?\s*[:=]\s*)"
-            r"(?:(?P<q>[\"'])(?:(?!(?P=q)).)*(?P=q)|[^\s&\"',;{}\[\]()]+)"
-        ),
-        rf"\g<key>\g<q>{REDACTED}\g<q>",
-    ),
-    # a 32-byte key in base64 (Fernet keys, AES-256 keys of PLUGS_SECRET_KEYS)
-    (re.compile(r"(?<![\w+/=-])[A-Za-z0-9+/_-]{43}=(?![\w+/=-])"), REDACTED),
-)
-
-
-class Redactor:
-    """Removes secrets from text: the given literal values first, then secret shapes."""
-
-    def __init__(self, literals: Iterable[str] = ()) -> None:
-        self.literals = _longest_first(literals)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Redactor:
-        return cls(settings_secrets(settings))
-
-    def __call__(self, text: str, extra_literals: Iterable[str] = ()) -> str:
-        for literal in (*_longest_first(extra_literals), *self.literals):
-            if literal in text:
-                text = text.replace(literal, REDACTED)
-        for pattern, replacement in _PATTERNS:
-            text = pattern.sub(replacement, text)
-        return text
-
-
-def _longest_first(values: Iterable[str]) -> tuple[str, ...]:
-    found = {v for v in values if len(v) >= MIN_SECRET_LENGTH}
-    return tuple(sorted(found, key=len, reverse=True))
-
-
-def settings_secrets(settings: Settings) -> set[str]:
-    """Every secret value of ``settings`` and the secret parts inside it: the password of a
-    URL, each key of ``kid:key,kid:key``, the password of ``user:password``."""
-    found: set[str] = set()
-    for name in type(settings).model_fields:
-        value = getattr(settings, name)
-        if hasattr(value, "get_secret_value"):
-            found.update(_secret_parts(str(value.get_secret_value())))
-    return found
-
-
-def _secret_parts(value: str) -> set[str]:
-    parts = {value}
-    for item in value.split(","):
-        item = item.strip()
-        parts.add(item)
-        if "://" in item:
-            try:
-                password = urlsplit(item).password
-            except ValueError:
-                password = None
-            if password:
-                parts.add(password)
-        else:
-            parts.add(item.partition(":")[2])  # kid:key, user:password
-    return parts
 
 
 # --- context ------------------------------------------------------------------------------
@@ -143,17 +66,11 @@ def bound(**fields: object) -> Iterator[None]:
         _context.reset(token)
 
 
-def add_secrets(*values: str) -> None:
-    """Redact ``values`` from every record of the current task (or context), e.g. a
-    credential just decrypted; they are forgotten when the task ends."""
-    _secrets.set((*_secrets.get(), *(v for v in values if v)))
-
-
 def _merged(base: Mapping[str, str], fields: Mapping[str, object]) -> dict[str, str]:
     return {**base, **{k: str(v) for k, v in fields.items() if v is not None and v != ""}}
 
 
-_task_tokens: dict[str, tuple[Token[Mapping[str, str]], Token[tuple[str, ...]]]] = {}
+_task_tokens: dict[str, tuple[Token[Mapping[str, str]], Any]] = {}
 
 
 def enter_task(task_id: str, task: Any, args: Any = (), kwargs: Any = None, **_: Any) -> None:
@@ -161,7 +78,7 @@ def enter_task(task_id: str, task: Any, args: Any = (), kwargs: Any = None, **_:
     (Celery's own "succeeded"/"raised" lines and ``on_failure`` included)."""
     fields = {"task_id": task_id, "task_name": getattr(task, "name", None)}
     fields.update(_id_arguments(task, args or (), kwargs or {}))
-    _task_tokens[task_id] = (_context.set(_merged({}, fields)), _secrets.set(()))
+    _task_tokens[task_id] = (_context.set(_merged({}, fields)), reset_task_secrets())
 
 
 def leave_task(task_id: str, **_: Any) -> None:
@@ -171,10 +88,9 @@ def leave_task(task_id: str, **_: Any) -> None:
         return
     try:
         _context.reset(tokens[0])
-        _secrets.reset(tokens[1])
     except ValueError:  # run in another context (e.g. a pool thread): start afresh
         _context.set({})
-        _secrets.set(())
+    restore_task_secrets(tokens[1])
 
 
 def _id_arguments(task: Any, args: Any, kwargs: Any) -> dict[str, object]:
@@ -215,7 +131,7 @@ class RedactingFilter(logging.Filter):
         self.redactor = redactor
 
     def filter(self, record: logging.LogRecord) -> bool:
-        extra = _secrets.get()
+        extra = task_secrets()
         record.msg = self.redactor(_message(record), extra)
         record.args = None
         if record.exc_info:
@@ -227,22 +143,8 @@ class RedactingFilter(logging.Filter):
             record.stack_info = self.redactor(record.stack_info, extra)
         for key, value in list(vars(record).items()):
             if key not in _STANDARD_ATTRIBUTES and isinstance(value, str | dict | list | tuple):
-                setattr(record, key, self._redact_value(value, extra))
+                setattr(record, key, self.redactor.value(value, extra))
         return True
-
-    def _redact_value(self, value: Any, extra: tuple[str, ...]) -> Any:
-        if isinstance(value, str):
-            return self.redactor(value, extra)
-        if isinstance(value, dict):
-            return {
-                k: REDACTED
-                if re.fullmatch(_SECRET_NAMES, str(k), re.I)
-                else self._redact_value(v, extra)
-                for k, v in value.items()
-            }
-        if isinstance(value, list | tuple):
-            return [self._redact_value(v, extra) for v in value]
-        return value
 
 
 def _message(record: logging.LogRecord) -> str:

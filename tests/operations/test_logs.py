@@ -3,6 +3,7 @@ settings, URLs, tokens, keys or tracebacks, in this process or in a real worker.
 
 from __future__ import annotations
 
+import base64
 import io
 import logging
 import os
@@ -20,15 +21,22 @@ from cryptography.fernet import Fernet
 from sqlalchemy.engine import make_url
 
 from connectors.credentials import new_key_entry
+from core import redaction
 from models.session import Database
 from tests import services
 from tests.connectors.harness import hubspot
+from tests.connectors.test_secrets import echoed_forms
 from tests.operations.conftest import json_lines, settings_env
 from workers import logs
 
 
 def _canary(kind: str) -> str:
     return f"canary-{kind}-{secrets.token_hex(8)}"
+
+
+def _mixed_canary(kind: str) -> str:
+    """A canary that changes under case changes and URL encoding."""
+    return f"Canary-{kind}+{secrets.token_hex(6)}/X{secrets.token_hex(6)}"
 
 
 @pytest.fixture
@@ -70,7 +78,7 @@ def test_records_are_json_lines_with_context_and_without_any_secret(
                 )
             except RuntimeError:
                 log.exception("the call failed")
-            logs.add_secrets(token)
+            redaction.add_secrets(token)
             log.error("a bare decrypted credential: %s", token)
         log.info("outside the block")
     text = captured.getvalue()
@@ -99,6 +107,36 @@ def test_text_logs_for_a_terminal_are_redacted_and_carry_the_context(
     line = captured.getvalue().strip()
     assert token not in line
     assert line.endswith("Bearer [redacted] [task_id=abc task_name=sync.page]")
+
+
+def test_a_secret_in_any_case_or_encoding_never_reaches_a_record(captured: io.StringIO) -> None:
+    password, token = _mixed_canary("flower"), _mixed_canary("task")
+    saved = redaction.reset_task_secrets()
+    try:
+        with settings_env(PLUGS_FLOWER_BASIC_AUTH=f"ops:{password}"):
+            logs.configure("INFO", stream=captured, log_format="json")
+            log = logging.getLogger("tests.operations")
+            redaction.add_secrets(token)
+            sent = 0
+            for secret in (password, token):
+                for name, form in echoed_forms(secret).items():
+                    log.info("the vendor said (%s): %s.", name, form)
+                    log.info("in a field", extra={"vendor_body": {"message": f"echo {form}"}})
+                    sent += 2
+    finally:
+        redaction.restore_task_secrets(saved)
+    text = captured.getvalue()
+    records = json_lines(text)
+    assert len(records) == sent
+    assert all(": [redacted]" in r["message"] for r in records[::2])
+    assert all(r["vendor_body"]["message"].startswith("echo [redacted]") for r in records[1::2])
+    leaked = [
+        (secret, name)
+        for secret in (password, token)
+        for name, form in echoed_forms(secret).items()
+        if form in text
+    ]
+    assert leaked == []
 
 
 def test_an_unknown_log_level_is_refused_in_one_line() -> None:
@@ -139,7 +177,8 @@ def _wait_for(worker: services.WorkerProcess, text: str, timeout: float = 90) ->
 def test_a_real_worker_writes_json_lines_that_never_show_a_canary(
     platform_env: dict[str, str], tmp_path: Path
 ) -> None:
-    flower_password, db_password, token = _canary("flower"), _canary("db"), _canary("bearer")
+    flower_password, db_password = _mixed_canary("flower"), _canary("db")
+    token = _canary("bearer")
     # PostgreSQL trusts loopback here, so the canary password still connects.
     database = make_url(platform_env["PLUGS_DATABASE_URL"]).set(password=db_password)
     env = {
@@ -155,6 +194,8 @@ def test_a_real_worker_writes_json_lines_that_never_show_a_canary(
         _wait_for(worker, "ready.")
         # Celery logs the whole body of a message for a task it does not know.
         args = [flower_password, f"redis://:{db_password}@cache:6379/0", f"Bearer {token}"]
+        args += list(echoed_forms(flower_password).values())
+        args.append(base64.b64encode(f"ops:{flower_password}".encode()).decode())  # Flower's
         client.send_task("ops.no_such_task", args=args, queue=queue)
         _wait_for(worker, "unregistered task")
     finally:
@@ -166,6 +207,8 @@ def test_a_real_worker_writes_json_lines_that_never_show_a_canary(
     assert unregistered and "[redacted]" in unregistered[0]["message"]
     for canary in (flower_password, db_password, token):
         assert canary not in output
+    leaked = [name for name, form in echoed_forms(flower_password).items() if form in output]
+    assert leaked == []
 
 
 def test_a_sync_task_logs_its_task_and_organization_in_every_record(

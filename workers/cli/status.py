@@ -130,8 +130,8 @@ def gather(ping_timeout: float) -> Status:
 
 
 def _describe(exc: BaseException) -> str:
+    from core.redaction import Redactor
     from core.settings import get_settings
-    from workers.logs import Redactor
 
     first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
     return Redactor.from_settings(get_settings())(first)[:300]

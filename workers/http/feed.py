@@ -9,7 +9,11 @@ cannot set headers.  Routes:
 * ``GET /feed/unread-count`` -- ``{"unread": n}``;
 * ``POST /feed/{id}/read``, ``POST /feed/read-all`` -- mark read;
 * ``GET /feed/stream`` -- server-sent events (``event: notification``), live from Redis
-  pub/sub, or from polling the database every few seconds without Redis.
+  pub/sub, or from polling the database every few seconds without Redis.  The stream ends
+  when its token expires: a last ``event: expired``, then the server closes it (the client
+  opens a new one with a fresh token).
+
+A token that does not verify, whatever its bytes, is answered 401.
 """
 
 from __future__ import annotations
@@ -133,6 +137,15 @@ def _sse(event: dict[str, object]) -> str:
     return f"id: {event['id']}\nevent: notification\ndata: {json.dumps(event)}\n\n"
 
 
+#: The last event of a stream whose token has expired.
+EXPIRED = 'event: expired\ndata: {"error": "the feed token has expired"}\n\n'
+
+
+def _left(viewer: Viewer) -> float:
+    """Seconds until the viewer's token expires (0 once it has)."""
+    return max(0.0, viewer.expires_at - time.time())
+
+
 async def _from_redis(url: str, viewer: Viewer) -> AsyncIterator[str]:
     client = aioredis.Redis.from_url(url)
     pubsub = client.pubsub()
@@ -140,14 +153,17 @@ async def _from_redis(url: str, viewer: Viewer) -> AsyncIterator[str]:
     try:
         yield ": connected\n\n"
         quiet_since = time.monotonic()
-        while True:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-            if message is not None:
+        while _left(viewer) > 0:
+            message = await pubsub.get_message(
+                ignore_subscribe_messages=True, timeout=min(1.0, _left(viewer))
+            )
+            if message is not None and _left(viewer) > 0:
                 quiet_since = time.monotonic()
                 yield _sse(json.loads(message["data"]))
             elif time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
                 quiet_since = time.monotonic()
                 yield ": keep-alive\n\n"
+        yield EXPIRED
     finally:
         await pubsub.aclose()
         await client.aclose()
@@ -157,8 +173,10 @@ async def _from_database(viewer: Viewer) -> AsyncIterator[str]:
     since: datetime = utcnow()
     yield ": connected (polling)\n\n"
     idle = 0.0
-    while True:
+    while _left(viewer) > 0:
         items = await run_in_threadpool(feed.page, get_database(), viewer, after=since)
+        if _left(viewer) <= 0:
+            break
         for item in items:
             since = max(since, datetime.fromisoformat(str(item["created_at"])))
             yield _sse(item)
@@ -166,7 +184,8 @@ async def _from_database(viewer: Viewer) -> AsyncIterator[str]:
         if idle >= KEEPALIVE_SECONDS:
             idle = 0.0
             yield ": keep-alive\n\n"
-        await asyncio.sleep(POLL_SECONDS)
+        await asyncio.sleep(min(POLL_SECONDS, _left(viewer)))
+    yield EXPIRED
 
 
 routes: list[BaseRoute] = [

@@ -26,10 +26,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
+from core.redaction import Redactor
 from core.settings import get_settings
 from models import migrate
 from models.session import get_database
-from workers.logs import Redactor
 
 #: Seconds each readiness check may take before it counts as failed.
 CHECK_TIMEOUT: Final = 5.0

@@ -1,18 +1,22 @@
 """The webhook receiver: ``/webhooks/{provider}/{integration_id}`` for every connector.
 
-Order of work for every request (DESIGN.md 2.2, notes/reliability.md 3-4):
+Order of work for every request (docs/architecture.md#the-life-of-a-webhook-delivery):
 
 1. refuse a body over the size limit with 413 before reading it whole (Content-Length
    first, then while streaming);
 2. find the integration: unknown, inactive, deleted or of another provider -> 404, the
    same answer for all of them;
-3. a vendor handshake (Mailchimp's GET, Zoom's url_validation, Graph's validationToken)
+3. refuse a request that repeats a security header or parameter the connector declares
+   (``webhook_security_headers``/``webhook_security_params``: its signature, timestamp,
+   Authorization, URL secret) with 400 before anything is verified: the copy we would
+   check need not be the copy a proxy or another reader checked;
+4. a vendor handshake (Mailchimp's GET, Zoom's url_validation, Graph's validationToken)
    is answered by the connector;
-4. verify the signature on the raw bytes with the integration's secret -> 401;
-5. parse the events (malformed -> 400 with a short reason);
-6. store the delivery in the inbox (``ON CONFLICT DO NOTHING`` on the vendor's delivery
+5. verify the signature on the raw bytes with the integration's secret -> 401;
+6. parse the events (malformed -> 400 with a short reason);
+7. store the delivery in the inbox (``ON CONFLICT DO NOTHING`` on the vendor's delivery
    id) and commit; if that fails the answer is 503, never 2xx;
-7. answer 2xx, and hand the delivery to the workers in a batch (:mod:`workers.http.handoff`;
+8. answer 2xx, and hand the delivery to the workers in a batch (:mod:`workers.http.handoff`;
    a lost message is re-enqueued by the inbox sweeper: the stored row is the record, the
    broker only a transport).
 
@@ -133,6 +137,16 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+def _refuse_repeated(connector: Connector, request: Request) -> None:
+    """400 when a security header or parameter of the connector comes more than once."""
+    for name in connector.webhook_security_headers:
+        if len(request.headers.getlist(name)) > 1:
+            raise _Refused(400, f"header {name} repeated", "repeated_security_header")
+    for name in connector.webhook_security_params:
+        if len(request.query_params.getlist(name)) > 1:
+            raise _Refused(400, f"query parameter {name} repeated", "repeated_security_header")
+
+
 def _webhook_request(request: Request, body: bytes, received_at: float) -> WebhookRequest:
     return WebhookRequest(
         method=request.method,
@@ -144,7 +158,7 @@ def _webhook_request(request: Request, body: bytes, received_at: float) -> Webho
 
 
 def _receive(connector: Connector, request: WebhookRequest) -> tuple[Response, inbox.Stored | None]:
-    """Steps 3 to 6, in the thread pool."""
+    """Steps 4 to 7, in the thread pool."""
     provider = connector.provider
     try:
         reply = connector.webhook_handshake(request)
@@ -194,10 +208,11 @@ async def receive(request: Request) -> Response:
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise _Refused(413, "body too large", "too_large")
-        connector = _cached(provider, integration_id) or await run_in_threadpool(
-            _connector, provider, integration_id
-        )
+        connector = _cached(provider, integration_id)
+        if connector is None:
+            connector = await run_in_threadpool(_connector, provider, integration_id)
         label = connector.provider
+        _refuse_repeated(connector, request)
         body = await _read_body(request, min(limit, connector.webhook_max_bytes))
         vendor_request = _webhook_request(request, body, received_at)
         response, stored = await run_in_threadpool(_receive, connector, vendor_request)
