@@ -10,6 +10,8 @@ exceptions, and are unwrapped only at the point of use.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -54,6 +56,30 @@ class PushProvider(BaseModel):
     access_token: SecretStr
 
 
+#: Which kind of process opens database connections: the HTTP app answers within a short
+#: budget; workers, beat and commands get the longer limits of page loads; ``None`` (the
+#: schema owner's migrations, administration) sets no limit on statements.
+DatabaseProfile = Literal["worker", "http"]
+
+
+@dataclass(frozen=True)
+class DatabaseLimits:
+    """How long a process waits on PostgreSQL, in seconds (0: no limit)."""
+
+    connect: int
+    tcp: int
+    statement: float
+    lock: float
+    idle_in_transaction: float
+
+    @property
+    def answer(self) -> float:
+        """How long the client waits for any one answer: the server's own limit plus a
+        second for its error to arrive (0: no limit).  A silent path, which no server-side
+        limit can end, ends here."""
+        return self.statement + 1.0 if self.statement else 0.0
+
+
 class Settings(BaseSettings):
     """Everything the platform reads from its environment."""
 
@@ -70,6 +96,12 @@ class Settings(BaseSettings):
     migration_database_url: SecretStr | None = Field(
         default=None,
         description="URL of the schema owner used by `plugs db upgrade`; defaults to database_url.",
+    )
+    system_database_url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the system role (`plugs db create-system-role`), for the "
+        "work that spans organizations and for the key that binds tenant transactions. "
+        "Required on PostgreSQL; unused on SQLite.",
     )
     broker_url: SecretStr | None = Field(
         default=None,
@@ -115,7 +147,9 @@ class Settings(BaseSettings):
     )
     allow_private_urls: bool = Field(
         default=False,
-        description="Let connectors call loopback/private addresses (local vendor simulators only).",
+        description="Let outgoing calls (vendor APIs and token endpoints, SMS and push "
+        "providers, SMTP relays) reach loopback, private and link-local addresses over http "
+        "or https (local simulators only); off, every call is https to a public address.",
     )
     integration_log_retention_days: int = Field(default=90, ge=1)
     database_pool_size: int = Field(
@@ -123,6 +157,76 @@ class Settings(BaseSettings):
         ge=1,
         le=200,
         description="Connections each process keeps open to PostgreSQL (10 more on bursts).",
+    )
+    # --- how long a process waits on PostgreSQL (every connection; see database_limits) ---
+    database_connect_timeout: int = Field(
+        default=5,
+        ge=2,
+        le=120,
+        description="Seconds to open a PostgreSQL connection before giving up (libpq "
+        "connect_timeout); the HTTP app uses its own, shorter budget.",
+    )
+    database_tcp_timeout: int = Field(
+        default=30,
+        ge=6,
+        le=3600,
+        description="Seconds after which a PostgreSQL connection whose peer stopped "
+        "answering is declared dead by the kernel (TCP keepalives and tcp_user_timeout).",
+    )
+    database_statement_timeout: float = Field(
+        default=300.0,
+        ge=0,
+        description="Workers, beat and commands: the server cancels a statement running "
+        "longer (0: no limit); the client stops waiting for an answer a second later.",
+    )
+    database_lock_timeout: float = Field(
+        default=30.0,
+        ge=0,
+        description="Workers, beat and commands: a statement waiting this long for a row lock "
+        "fails instead of queueing behind it (0: no limit).",
+    )
+    database_idle_transaction_timeout: float = Field(
+        default=30.0,
+        ge=0,
+        description="Workers, beat and commands: the server ends a session whose transaction "
+        "sat idle this long, releasing its locks (an orphaned transaction; 0: no limit).",
+    )
+    http_database_timeout: float = Field(
+        default=2.0,
+        ge=0.5,
+        le=30.0,
+        description="The HTTP app's budget for one database round trip: its statement, lock "
+        "and idle-transaction timeouts and its connect timeout (at least 2 s), so that "
+        "it answers 503 within a few seconds when the database is silent.",
+    )
+    # --- how long a process waits on the broker and the Redis result backend --------------
+    broker_connect_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="Seconds to open a connection to the broker or the Redis result backend.",
+    )
+    broker_socket_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="Seconds without an answer after which a Redis connection (broker or "
+        "result backend) is declared dead and opened again.",
+    )
+    broker_heartbeat: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="Seconds between health checks of idle broker connections: Redis "
+        "health_check_interval and TCP keepalive, AMQP heartbeats (a silent peer is dead "
+        "after about twice this).",
+    )
+    broker_connection_max_retries: int = Field(
+        default=100,
+        ge=0,
+        description="Reconnection attempts (2 s apart, growing to 30 s) after which a worker "
+        "whose broker is gone exits with status 1 for its supervisor to restart it "
+        "(0: retry forever).",
     )
     webhook_max_bytes: int = Field(
         default=1 << 20,
@@ -219,6 +323,22 @@ class Settings(BaseSettings):
     def stall_seconds(self) -> int:
         return self.stalled_after or self.task_time_limit + 60
 
+    def database_limits(self, profile: DatabaseProfile | None) -> DatabaseLimits:
+        """The waits on PostgreSQL of a process of kind ``profile`` (see DatabaseProfile)."""
+        if profile == "http":
+            budget = self.http_database_timeout
+            connect = min(self.database_connect_timeout, max(2, math.ceil(budget)))
+            return DatabaseLimits(connect, self.database_tcp_timeout, budget, budget, budget)
+        if profile == "worker":
+            return DatabaseLimits(
+                self.database_connect_timeout,
+                self.database_tcp_timeout,
+                self.database_statement_timeout,
+                self.database_lock_timeout,
+                self.database_idle_transaction_timeout,
+            )
+        return DatabaseLimits(self.database_connect_timeout, self.database_tcp_timeout, 0, 0, 0)
+
     # --- resolved values (the embedded default fills what is unset) ---------------------
 
     def sqlalchemy_url(self) -> str:
@@ -226,6 +346,12 @@ class Settings(BaseSettings):
         if self.database_url is not None:
             return self.database_url.get_secret_value()
         return f"sqlite:///{(self.data_dir / 'plugs.sqlite3').resolve()}"
+
+    def system_sqlalchemy_url(self) -> str | None:
+        """The system role's database URL (None: not configured)."""
+        if self.system_database_url is not None:
+            return self.system_database_url.get_secret_value()
+        return None
 
     def owner_sqlalchemy_url(self) -> str:
         """The schema owner's database URL (migrations)."""

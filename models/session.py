@@ -10,12 +10,18 @@ Every unit of work says whose data it touches::
 
 A unit of work commits when the block ends and rolls back if it raises.  Tenant sessions
 see and write only their organization's rows (ORM filter on every database, row-level
-security on PostgreSQL); system sessions must give a reason, which is logged.
+security on PostgreSQL); system sessions must give a reason, which is logged.  On
+PostgreSQL the two connect as different roles: tenant sessions as the application role,
+each transaction bound to its organization by a signed token (:mod:`models.rls`), and
+system sessions as the system role (``PLUGS_SYSTEM_DATABASE_URL``), through which the
+process also reads the key that signs the tokens.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,19 +29,24 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+import psycopg
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from core.errors import TenancyError
-from models import audit_trail, tenancy
+from core.settings import DatabaseLimits, DatabaseProfile
+from models import audit_trail, rls, tenancy
+from models.base import Base
 
 log = logging.getLogger(__name__)
 #: Lock a row we update without changing its keys: ``FOR NO KEY UPDATE`` on PostgreSQL, which
 #: does not conflict with the ``KEY SHARE`` locks that inserting rows referencing it take
 #: (a plain ``FOR UPDATE`` there deadlocks two transactions that both inserted children).
-ROW_LOCK = {"key_share": True}
+ROW_LOCK: dict[str, Any] = {"key_share": True}
+#: Seconds after which the tenant key (and the database clock) is read again.
+TENANT_KEY_REFRESH = 600.0
 
 
 class PlugsSession(Session):
@@ -72,7 +83,13 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.close()
 
 
-def _configure_postgresql(engine: Engine) -> None:
+def _configure_postgresql(engine: Engine, answer_timeout: float) -> None:
+    @event.listens_for(engine, "do_connect")
+    def _connect(_dialect: Any, _record: ConnectionPoolEntry, cargs: Any, cparams: Any) -> Any:
+        connection = _Connection.connect(*cargs, **cparams)
+        connection.answer_timeout = answer_timeout
+        return connection
+
     # Nothing tenant-related may survive a connection's return to the pool.
     @event.listens_for(engine, "reset")
     def _reset(dbapi_connection: Any, record: ConnectionPoolEntry, reset_state: Any) -> None:
@@ -87,25 +104,107 @@ def _configure_postgresql(engine: Engine) -> None:
                 dbapi_connection.autocommit = autocommit
 
 
-def make_engine(url: str | URL, **overrides: Any) -> Engine:
-    """An engine for ``url`` with the settings this platform needs on that database."""
+class _Connection(psycopg.Connection[Any]):
+    """A psycopg connection that stops waiting for an answer after ``answer_timeout``
+    seconds (0: never).  The server's own limits end a statement that runs too long; this
+    ends a wait on a path gone silent, where no answer will ever come (no RST, or keepalives
+    answered by something in between).  The connection is then closed, so the pool opens a
+    new one."""
+
+    answer_timeout: float = 0.0
+
+    def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+        if timeout is None and self.answer_timeout:
+            timeout = self.answer_timeout
+        started = time.monotonic()
+        try:
+            return super().wait(gen, interval, timeout)
+        except psycopg.OperationalError:
+            if timeout is None or self.closed or time.monotonic() - started < timeout:
+                raise
+            self.pgconn.finish()  # cut mid-conversation: the connection cannot be used again
+            raise psycopg.OperationalError(
+                f"no answer from the database within {timeout:g} s; connection closed"
+            ) from None
+
+
+def _connect_args(url: URL, limits: DatabaseLimits) -> dict[str, Any]:
+    """libpq parameters: a connect timeout and TCP keepalives on both ends of every
+    connection, and the profile's statement, lock and idle-transaction timeouts, as the
+    session's defaults (``options``: they survive the RESET ALL of the pool's reset)."""
+    args: dict[str, Any] = {
+        "connect_timeout": limits.connect,
+        "keepalives": 1,
+        "keepalives_idle": max(1, limits.tcp // 3),
+        "keepalives_interval": max(1, limits.tcp // 6),
+        "keepalives_count": 3,
+        "tcp_user_timeout": limits.tcp * 1000,
+    }
+    settings = {  # in ms; the server's keepalives find a client that went silent too
+        "statement_timeout": round(limits.statement * 1000),
+        "lock_timeout": round(limits.lock * 1000),
+        "idle_in_transaction_session_timeout": round(limits.idle_in_transaction * 1000),
+        "tcp_keepalives_idle": args["keepalives_idle"],
+        "tcp_keepalives_interval": args["keepalives_interval"],
+        "tcp_keepalives_count": args["keepalives_count"],
+        "tcp_user_timeout": args["tcp_user_timeout"],
+    }
+    options = [f"-c {name}={value}" for name, value in settings.items()]
+    if url.query.get("options"):
+        options.insert(0, str(url.query["options"]))
+    args["options"] = " ".join(options)
+    return args
+
+
+def make_engine(
+    url: str | URL, *, profile: DatabaseProfile | None = None, **overrides: Any
+) -> Engine:
+    """An engine for ``url`` with the settings this platform needs on that database.
+
+    On PostgreSQL every connection has a connect timeout and TCP keepalives, and ``profile``
+    (the kind of process: see :data:`core.settings.DatabaseProfile`) sets how long its
+    statements, lock waits and idle transactions may last; ``None`` (migrations,
+    administration) sets no limit on those.
+    """
     url = make_url(url)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, **{**engine_options(url), **overrides})
+    options = engine_options(url)
+    limits: DatabaseLimits | None = None
+    if url.get_backend_name() == "postgresql":
+        from core.settings import get_settings
+
+        limits = get_settings().database_limits(profile)
+        connect_args = {**_connect_args(url, limits), **overrides.pop("connect_args", {})}
+        options["connect_args"] = connect_args
+    engine = create_engine(url, **{**options, **overrides})
     if url.get_backend_name() == "sqlite":
         _configure_sqlite(engine)
-    elif url.get_backend_name() == "postgresql":
-        _configure_postgresql(engine)
+    elif limits is not None:
+        _configure_postgresql(engine, limits.answer)
     return engine
 
 
 class Database:
-    """An engine and the units of work opened on it."""
+    """The engines (the application role's, and on PostgreSQL the system role's) and the
+    units of work opened on them."""
 
-    def __init__(self, url: str | URL, **engine_overrides: Any) -> None:
+    def __init__(
+        self, url: str | URL, *, system_url: str | URL | None = None, **engine_overrides: Any
+    ) -> None:
         self.engine = make_engine(url, **engine_overrides)
         self._sessions = sessionmaker(self.engine, class_=PlugsSession, expire_on_commit=False)
+        #: None on PostgreSQL without a system URL: system work and tenant binding refuse.
+        self.system_engine: Engine | None = self.engine if not self.is_postgresql else None
+        if system_url is not None and self.is_postgresql:
+            self.system_engine = make_engine(system_url, **engine_overrides)
+        self._system_sessions = (
+            sessionmaker(self.system_engine, class_=PlugsSession, expire_on_commit=False)
+            if self.system_engine is not None
+            else None
+        )
+        self._tenant_key: rls.TenantKey | None = None
+        self._tenant_key_lock = threading.Lock()
 
     @property
     def is_postgresql(self) -> bool:
@@ -130,13 +229,71 @@ class Database:
         """
         if not reason.strip():
             raise TenancyError("a system session needs a reason")
+        sessions = self._require_system_sessions("system work")
         log.info("system session opened: %s", reason)
-        with self._unit_of_work({"system_reason": reason}) as session:
+        with self._unit_of_work({"system_reason": reason}, sessions) as session:
             yield session
 
+    def tenant_token(self, organization_id: uuid.UUID) -> str:
+        """The token that binds a PostgreSQL transaction starting now to ``organization_id``.
+
+        The key is read through the system role once per :data:`TENANT_KEY_REFRESH`; if a
+        re-read fails, the key in hand is kept.
+        """
+        key = self._tenant_key
+        if key is None or time.monotonic() - key.loaded_at > TENANT_KEY_REFRESH:
+            key = self._read_tenant_key(key)
+        return key.token(organization_id)
+
+    def _read_tenant_key(self, known: rls.TenantKey | None) -> rls.TenantKey:
+        self._require_system_sessions("tenant work")
+        assert self.system_engine is not None
+        with self._tenant_key_lock:
+            if self._tenant_key is not known and self._tenant_key is not None:
+                return self._tenant_key  # another thread read it meanwhile
+            try:
+                with self.system_engine.connect() as connection:
+                    self._tenant_key = rls.load_tenant_key(connection)
+            except Exception:
+                if known is None:
+                    raise
+                log.warning("could not read the tenant key again; keeping the one in hand")
+                return known
+        return self._tenant_key
+
+    def verify_roles(self) -> list[str]:
+        """Refuse roles that could do more than their part (PostgreSQL; nothing on SQLite).
+
+        Raises :class:`models.rls.UnsafeRoleError` if the application role could reach
+        across organizations or the system role is a superuser or cannot do its work, and
+        :class:`TenancyError` if no system role is configured.  Returns the two role names.
+        """
+        if not self.is_postgresql:
+            return []
+        self._require_system_sessions("work")
+        assert self.system_engine is not None
+        tables = [name for name, _ in rls.tenant_tables(Base.metadata)]
+        with self.engine.connect() as connection:
+            rls.verify_app_role(connection, tables)
+            app_role = connection.execute(text("SELECT current_user")).scalar_one()
+        with self.system_engine.connect() as connection:
+            rls.verify_system_role(connection, tables)
+            system_role = connection.execute(text("SELECT current_user")).scalar_one()
+        return [app_role, system_role]
+
+    def _require_system_sessions(self, work: str) -> sessionmaker[PlugsSession]:
+        if self._system_sessions is None:
+            raise TenancyError(
+                f"{work} on PostgreSQL needs the system role: set PLUGS_SYSTEM_DATABASE_URL "
+                "to the role made by `plugs db create-system-role`"
+            )
+        return self._system_sessions
+
     @contextmanager
-    def _unit_of_work(self, info: dict[str, Any]) -> Iterator[PlugsSession]:
-        session = self._sessions(info={**info, "database": self})
+    def _unit_of_work(
+        self, info: dict[str, Any], sessions: sessionmaker[PlugsSession] | None = None
+    ) -> Iterator[PlugsSession]:
+        session = (sessions or self._sessions)(info={**info, "database": self})
         try:
             yield session
             session.commit()
@@ -146,8 +303,11 @@ class Database:
         finally:
             session.close()
 
-    def dispose(self) -> None:
-        self.engine.dispose()
+    def dispose(self, close: bool = True) -> None:
+        """Close the pooled connections (``close=False`` in a forked child: forget them)."""
+        self.engine.dispose(close=close)
+        if self.system_engine is not None and self.system_engine is not self.engine:
+            self.system_engine.dispose(close=close)
 
 
 def _as_uuid(value: uuid.UUID | str, what: str) -> uuid.UUID:
@@ -161,11 +321,33 @@ def _as_uuid(value: uuid.UUID | str, what: str) -> uuid.UUID:
 
 @lru_cache(maxsize=1)
 def get_database() -> Database:
-    """The process-wide database of the application role, from the settings."""
+    """The process-wide database (the application and system roles), from the settings."""
     from core.settings import get_settings
 
     settings = get_settings()
     url = settings.sqlalchemy_url()
     if url.startswith("sqlite"):
         return Database(url)
-    return Database(url, pool_size=settings.database_pool_size)
+    return Database(
+        url,
+        system_url=settings.system_sqlalchemy_url(),
+        pool_size=settings.database_pool_size,
+        profile=_process["profile"],
+    )
+
+
+#: The kind of this process (see :func:`use_profile`).
+_process: dict[str, DatabaseProfile] = {"profile": "worker"}
+
+
+def use_profile(profile: DatabaseProfile) -> None:
+    """Say what kind of process this is before its first unit of work: ``"http"`` for the
+    HTTP app (short waits: it answers 503 when the database is silent), ``"worker"`` (the
+    default) for workers, beat and commands.  :func:`get_database` opens its connections
+    with that kind's limits (``core.settings.Settings.database_limits``)."""
+    if _process["profile"] == profile:
+        return
+    _process["profile"] = profile
+    if get_database.cache_info().currsize:
+        get_database().dispose()
+    get_database.cache_clear()

@@ -8,9 +8,10 @@
   ``execution_options(include_deleted=True)``.
 * Before a flush, new tenant rows get the session's organization and every written row is
   checked to belong to it; ``created_by``/``updated_by`` are filled from the acting user.
-* On PostgreSQL each transaction starts with the organization (or the system flag) in
-  transaction-local settings, which the row-level security policies read
-  (:mod:`models.rls`); that layer holds for raw SQL too.
+* On PostgreSQL each transaction of a tenant session starts by setting the token that
+  binds it to its organization (transaction-local, signed; :mod:`models.rls`), which the
+  row-level security policy checks; that layer holds for raw SQL too.  System sessions
+  connect as the system role and set nothing.
 
 A session with neither an organization nor a system reason cannot touch tenant data.
 """
@@ -24,11 +25,9 @@ from sqlalchemy import event, false, text
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
 from core.errors import TenancyError
+from models import rls
 from models.base import IsDeleted, OrgScoped
 from models.organizations import Organization
-
-ORG_SETTING = "app.current_organization"
-SYSTEM_SETTING = "app.system_access"
 
 
 def organization_of(session: Session) -> uuid.UUID | None:
@@ -93,7 +92,7 @@ def _check_writes(session: Session, _flush_context: Any, _instances: Any) -> Non
                 raise TenancyError(f"{type(obj).__name__} needs an organization_id")
             obj.organization_id = org
         if actor is not None and getattr(obj, "created_by", False) is None:
-            obj.created_by = actor  # type: ignore[attr-defined]
+            obj.created_by = actor
     for obj in (*session.new, *session.dirty, *session.deleted):
         owner = _owner(obj)
         if owner is not None and org is not None and owner != org:
@@ -115,17 +114,12 @@ def _owner(obj: object) -> uuid.UUID | None:
 
 
 def _set_database_context(session: Session, _transaction: Any, connection: Any) -> None:
-    if connection.dialect.name != "postgresql":
-        return
     org = organization_of(session)
+    if org is None or connection.dialect.name != "postgresql":
+        return
+    token = session.info["database"].tenant_token(org)
     connection.execute(
-        text("SELECT set_config(:org_key, :org, true), set_config(:sys_key, :sys, true)"),
-        {
-            "org_key": ORG_SETTING,
-            "org": str(org) if org else "",
-            "sys_key": SYSTEM_SETTING,
-            "sys": "on" if is_system(session) else "",
-        },
+        text("SELECT set_config(:key, :token, true)"), {"key": rls.TOKEN_SETTING, "token": token}
     )
 
 

@@ -74,11 +74,13 @@ def test_a_system_session_must_say_why(any_db: Database) -> None:
 
 
 def _as(db: Database, org: uuid.UUID | None):  # type: ignore[no-untyped-def]
+    """A raw connection of the app role, bound to ``org`` the way a tenant session is."""
     connection = db.engine.connect()
     connection.begin()
     if org is not None:
         connection.execute(
-            text("SELECT set_config('app.current_organization', :org, true)"), {"org": str(org)}
+            text("SELECT set_config(:key, :token, true)"),
+            {"key": rls.TOKEN_SETTING, "token": db.tenant_token(org)},
         )
     return connection
 
@@ -132,10 +134,10 @@ def test_raw_sql_cannot_move_a_row_to_another_organization(pg_db: Database) -> N
             )
 
 
-def test_the_app_role_passes_the_startup_check(pg_db: Database) -> None:
-    tables = [t for t, _ in rls.tenant_tables(Base.metadata)]
-    with pg_db.engine.connect() as connection:
-        rls.verify_app_role(connection, tables)
+def test_the_app_and_system_roles_pass_the_startup_check(
+    pg_db: Database, pg_database: dict[str, str]
+) -> None:
+    assert pg_db.verify_roles() == [pg_database["role"], pg_database["system_role"]]
 
 
 def test_the_startup_check_refuses_a_role_that_bypasses_rls(pg_owner_db: Database) -> None:
@@ -143,6 +145,43 @@ def test_the_startup_check_refuses_a_role_that_bypasses_rls(pg_owner_db: Databas
     with pg_owner_db.engine.connect() as connection:
         with pytest.raises(rls.UnsafeRoleError, match="bypasses row-level security"):
             rls.verify_app_role(connection, tables)
+
+
+def test_the_startup_check_refuses_a_system_role_that_cannot_work_across_organizations(
+    pg_database: dict[str, str],
+) -> None:
+    db = Database(pg_database["app_url"], system_url=pg_database["app_url"])
+    try:
+        with pytest.raises(rls.UnsafeRoleError, match="lacks BYPASSRLS"):
+            db.verify_roles()
+    finally:
+        db.dispose()
+
+
+def test_the_startup_check_refuses_a_superuser_as_the_system_role(
+    pg_database: dict[str, str],
+) -> None:
+    db = Database(pg_database["app_url"], system_url=pg_database["owner_url"])
+    try:
+        with pytest.raises(rls.UnsafeRoleError, match="is a superuser"):
+            db.verify_roles()
+    finally:
+        db.dispose()
+
+
+def test_without_a_system_role_postgresql_refuses_tenant_and_system_work(
+    pg_database: dict[str, str],
+) -> None:
+    db = Database(pg_database["app_url"])
+    try:
+        for unit in (db.system("test: scan"), db.tenant(uuid.uuid4())):
+            with pytest.raises(TenancyError, match="PLUGS_SYSTEM_DATABASE_URL"):
+                with unit as session:
+                    session.scalars(select(Contact)).all()
+        with pytest.raises(TenancyError, match="PLUGS_SYSTEM_DATABASE_URL"):
+            db.verify_roles()
+    finally:
+        db.dispose()
 
 
 def test_every_tenant_table_has_forced_row_level_security(pg_owner_db: Database) -> None:

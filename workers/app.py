@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from celery import Celery, signals
 
+from core.errors import TenancyError
 from core.settings import get_settings
 from models import outbox, rls
-from models.base import Base
 from models.session import get_database
 from notifications import producers
 from workers import logs
+from workers.broker_check import BrokerCheck
 
 TASK_MODULES = (
     "workers.tasks.maintenance",
@@ -35,6 +36,8 @@ def _prepare_embedded_default() -> None:
 _prepare_embedded_default()
 app = Celery("plugs", include=TASK_MODULES)
 app.config_from_object("celeryconfig")
+# A Redis broker that goes silent is noticed and connected again (AMQP has heartbeats).
+app.steps["consumer"].add(BrokerCheck)
 # Committed outbox rows are published through this app; expense decisions notify.
 outbox.install(app)
 producers.install()
@@ -48,15 +51,11 @@ signals.task_postrun.connect(logs.leave_task, weak=False)
 
 @signals.worker_init.connect
 def _refuse_a_role_that_bypasses_rls(**_: object) -> None:
-    """A worker on PostgreSQL must connect as a role row-level security applies to."""
-    database = get_database()
-    if not database.is_postgresql:
-        return
-    tables = [name for name, _ in rls.tenant_tables(Base.metadata)]
+    """A worker on PostgreSQL must connect as a role row-level security applies to, and do
+    its work across organizations as the system role (see :mod:`models.rls`)."""
     try:
-        with database.engine.connect() as connection:
-            rls.verify_app_role(connection, tables)
-    except rls.UnsafeRoleError as exc:
+        get_database().verify_roles()
+    except (rls.UnsafeRoleError, TenancyError) as exc:
         # Celery logs and swallows exceptions from signal handlers; SystemExit stops it.
         raise SystemExit(f"worker refuses to start: {exc}") from None
 
@@ -64,4 +63,4 @@ def _refuse_a_role_that_bypasses_rls(**_: object) -> None:
 @signals.worker_process_init.connect
 def _fresh_connections_in_each_child(**_: object) -> None:
     """Pooled connections must not cross a fork: each child process opens its own."""
-    get_database().engine.dispose(close=False)
+    get_database().dispose(close=False)

@@ -118,6 +118,7 @@ def test_with_the_database_gone_the_answer_is_503_and_nothing_is_lost(
         env = {
             **platform_env,
             "PLUGS_DATABASE_URL": _through(platform_env["PLUGS_DATABASE_URL"], proxy),
+            "PLUGS_SYSTEM_DATABASE_URL": _through(platform_env["PLUGS_SYSTEM_DATABASE_URL"], proxy),
         }
         handle = services.start_http(env, tmp_path)
         base = handle.env["base_url"]

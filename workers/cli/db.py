@@ -1,18 +1,21 @@
-"""`plugs db`: migrations and the application's database role."""
+"""`plugs db`: migrations and the application's two database roles."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import click
-from sqlalchemy import text
+from sqlalchemy import Connection, Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, ProgrammingError
 
 import models
 from core.errors import PlugsError
 from core.settings import get_settings
 from models import migrate, rls
 from models.base import Base
-from models.session import make_engine
+from models.session import Database, make_engine
 
 
 @click.group()
@@ -20,7 +23,7 @@ def db() -> None:
     """Create and migrate the database schema."""
 
 
-def _owner_engine():  # type: ignore[no-untyped-def]
+def _owner_engine() -> Engine:
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return make_engine(settings.owner_sqlalchemy_url())
@@ -66,19 +69,44 @@ def current() -> None:
         engine.dispose()
 
 
-@db.command("create-app-role")
-@click.argument("role")
-@click.option(
+_PASSWORD_ENV = click.option(
     "--password-env",
     metavar="VAR",
     help="Name of the environment variable holding the role's password (never on the command line).",
 )
+
+
+@db.command("create-app-role")
+@click.argument("role")
+@_PASSWORD_ENV
 def create_app_role(role: str, password_env: str | None) -> None:
     """Create or fix ROLE, the PostgreSQL role the application connects as.
 
     It owns nothing and cannot bypass row-level security; run this as the schema owner
     after `plugs db upgrade`, then point PLUGS_DATABASE_URL at ROLE.
     """
+    _create_role(rls.create_app_role, role, password_env)
+    click.echo(f"role {role} can use the data and cannot bypass row-level security")
+
+
+@db.command("create-system-role")
+@click.argument("role")
+@_PASSWORD_ENV
+def create_system_role(role: str, password_env: str | None) -> None:
+    """Create or fix ROLE, the PostgreSQL role of the work across organizations.
+
+    The scheduler tick, sweepers, purges and metrics connect as ROLE (BYPASSRLS, owns
+    nothing, not a superuser), and every process reads through it the key that binds
+    tenant transactions.  Run this as a superuser after `plugs db upgrade`, then point
+    PLUGS_SYSTEM_DATABASE_URL at ROLE.  Never grant ROLE to the application role.
+    """
+    _create_role(rls.create_system_role, role, password_env)
+    click.echo(f"role {role} can use every organization's data; keep its password apart")
+
+
+def _create_role(
+    create: Callable[[Connection, str, str | None], None], role: str, password_env: str | None
+) -> None:
     password = None
     if password_env:
         password = os.environ.get(password_env)
@@ -87,29 +115,36 @@ def create_app_role(role: str, password_env: str | None) -> None:
     engine = _owner_engine()
     try:
         if engine.dialect.name != "postgresql":
-            raise PlugsError("application roles exist on PostgreSQL only")
+            raise PlugsError("database roles exist on PostgreSQL only")
         with engine.begin() as connection:
-            rls.create_app_role(connection, role, password)
-        click.echo(f"role {role} can use the data and cannot bypass row-level security")
+            create(connection, role, password)
+    except ProgrammingError as exc:
+        raise PlugsError(f"cannot create role {role}: {_first_line(exc)}") from None
     finally:
         engine.dispose()
+
+
+def _first_line(exc: DBAPIError) -> str:
+    return str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
 
 
 @db.command("check-role")
 def check_role() -> None:
-    """Check that PLUGS_DATABASE_URL's role cannot see across organizations."""
-    engine = make_engine(get_settings().sqlalchemy_url())
+    """Check PLUGS_DATABASE_URL's and PLUGS_SYSTEM_DATABASE_URL's roles: the first cannot
+    see across organizations, the second can and is no superuser."""
+    settings = get_settings()
+    url = settings.sqlalchemy_url()
+    if make_url(url).get_backend_name() != "postgresql":
+        click.echo("SQLite: no database roles; the ORM filter isolates organizations")
+        return
+    database = Database(url, system_url=settings.system_sqlalchemy_url(), pool_size=1)
     try:
-        if engine.dialect.name != "postgresql":
-            click.echo("SQLite: no database roles; the ORM filter isolates organizations")
-            return
-        tables = [name for name, _ in rls.tenant_tables(Base.metadata)]
-        with engine.connect() as connection:
-            rls.verify_app_role(connection, tables)
-            user = connection.execute(text("SELECT current_user")).scalar()
-        click.echo(f"role {user} is subject to row-level security on {len(tables)} tables")
+        app_role, system_role = database.verify_roles()
+        tables = len(rls.tenant_tables(Base.metadata))
+        click.echo(f"role {app_role} is subject to row-level security on {tables} tables")
+        click.echo(f"role {system_role} does the work across organizations")
     finally:
-        engine.dispose()
+        database.dispose()
 
 
 assert models
