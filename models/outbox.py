@@ -26,6 +26,9 @@ from models.sync_state import OutboxMessage
 log = logging.getLogger(__name__)
 #: A row still unpublished this long after it was written is published by the sweeper.
 PUBLISH_GRACE = timedelta(seconds=20)
+#: A row parked until at most this far ahead is published at once with that time as its
+#: ETA (the broker holds it, no worker slot does); one parked longer waits for the sweeper.
+PUBLISH_AHEAD = timedelta(seconds=60)
 SWEEP_BATCH = 500
 
 
@@ -135,7 +138,7 @@ def install(app: Celery) -> None:
 
 def publish(db: Database, organization_id: uuid.UUID, messages: Iterable[OutboxMessage]) -> int:
     """Send committed outbox rows that are due now; returns how many were sent."""
-    due = [m for m in messages if m.available_at is None or m.available_at <= utcnow()]
+    due = _due(messages)
     if not due:
         return 0
     sent = _send(due)
@@ -146,7 +149,7 @@ def publish(db: Database, organization_id: uuid.UUID, messages: Iterable[OutboxM
 
 def publish_across(db: Database, messages: Iterable[OutboxMessage]) -> int:
     """:func:`publish` for rows of many organizations (written in a system session)."""
-    due = [m for m in messages if m.available_at is None or m.available_at <= utcnow()]
+    due = _due(messages)
     if not due:
         return 0
     sent = _send(due)
@@ -166,7 +169,7 @@ def sweep(db: Database, *, grace: timedelta = PUBLISH_GRACE) -> int:
                 .where(
                     OutboxMessage.published_at.is_(None),
                     or_(
-                        OutboxMessage.available_at <= now,
+                        OutboxMessage.available_at <= now + PUBLISH_AHEAD,
                         (OutboxMessage.available_at.is_(None))
                         & (OutboxMessage.created_at <= now - grace),
                     ),
@@ -183,7 +186,13 @@ def sweep(db: Database, *, grace: timedelta = PUBLISH_GRACE) -> int:
                 return total
 
 
-def _send(messages: list[OutboxMessage]) -> list[uuid.UUID]:
+def _due(messages: Iterable[OutboxMessage]) -> list[OutboxMessage]:
+    """The rows to publish now: unparked ones, and parked ones due within PUBLISH_AHEAD."""
+    horizon = utcnow() + PUBLISH_AHEAD
+    return [m for m in messages if m.available_at is None or m.available_at <= horizon]
+
+
+def _send(messages: Sequence[OutboxMessage]) -> list[uuid.UUID]:
     app = _app
     if app is None:
         raise RuntimeError("no Celery app to publish with: workers.app installs one")
@@ -196,6 +205,7 @@ def _send(messages: list[OutboxMessage]) -> list[uuid.UUID]:
                 args=list(message.args),
                 task_id=str(message.id),
                 producer=producer,
+                eta=message.available_at,
             )
             sent.append(message.id)
     return sent
