@@ -1,115 +1,121 @@
 """Real services for the test suite: strict in CI, loud on a laptop.
 
+The fixtures of the services come with the platform, from its pytest plugin
+(:mod:`connectors.testing.plugin`, the ``pytest11`` entry point), as a third party's
+connector tests get them:
+
 * PostgreSQL: ``PLUGS_TEST_DATABASE_URL`` (default the machine's
   ``postgresql+psycopg://postgres@127.0.0.1:5432/test``) is only used to create a database
-  of our own per run (and per xdist worker), migrated to head, and an application role of
-  our own; both are dropped at the end.
+  of our own per run (and per xdist worker), migrated to head, and an application role and
+  a system role of our own; all are dropped at the end (``pg_database``, ``app_db``).
 * Redis: ``PLUGS_TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379``); each run takes a db
-  number of its own and flushes it at the end.
+  number of its own and flushes it at the end (``redis_url``).
+* ``platform_env`` (the settings of this process and of the processes it starts) and
+  ``sync_worker`` (a real worker for the session).
 
 With ``CI=true`` a missing service fails the run.  Elsewhere the tests that need it are
 skipped and the end of the run says which, and how to start the services.
+
+Here: SQLite, the database as its owner, the `plugs` command, the third-party connector of
+``tests/thirdparty_connector`` (on the workers' path), and our Celery app reconfigured
+whenever the settings change.
+
+The vendors of the suite are simulators on loopback, so it runs with
+``PLUGS_ALLOW_PRIVATE_URLS=true`` (a test of the production guard turns it off for itself).
+A safety net refuses, and records, any connect of this process to an address outside
+loopback; the run fails at its end if anything tried.
 """
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import os
-import secrets
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 import workers.app  # noqa: F401 - the composition root: the outbox publishes through it
+from core.settings import get_settings
 from models import migrate
-from models.session import Database, make_engine
+from models.session import Database
 from tests import services
 
 ROOT = Path(__file__).resolve().parent.parent
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+#: A package of someone else's with tests of its own: test_plugins.py runs them apart.
+collect_ignore = ["thirdparty_connector"]
+
+os.environ.setdefault("PLUGS_ALLOW_PRIVATE_URLS", "true")
+get_settings.cache_clear()
 
 
-def _worker_tag(config: pytest.Config) -> str:
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    return f"{worker}_{secrets.token_hex(3)}"
+# --- the network safety net ----------------------------------------------------------------
 
 
-def _need(service: str, error: str | None) -> None:
-    if error is None:
-        return
-    message = f"{service} is not reachable ({error})"
-    if IN_CI:
-        pytest.fail(f"{message}; CI=true needs every service", pytrace=False)
-    services.SKIPPED.add(service)
-    pytest.skip(f"{message}; start the services with `docker compose up -d`")
+class NonLoopbackConnect(PermissionError):
+    """The safety net refused a connect outside loopback (something else should have)."""
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if services.SKIPPED:
-        terminalreporter.write_sep("!", "SERVICES MISSING: TESTS SKIPPED", red=True, bold=True)
-        for service in sorted(services.SKIPPED):
-            terminalreporter.write_line(f"  {service}: not reachable, its tests were skipped")
-        terminalreporter.write_line(
-            "  Start them with `docker compose up -d` (or point PLUGS_TEST_DATABASE_URL / "
-            "PLUGS_TEST_REDIS_URL at running servers) and run the suite again."
-        )
-
-
-# --- PostgreSQL --------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def pg_server_url() -> str:
-    url = os.environ.get("PLUGS_TEST_DATABASE_URL", services.DEFAULT_PG_URL)
-    _need("PostgreSQL", services.postgres_error(url))
-    return url
-
-
-@pytest.fixture(scope="session")
-def pg_database(pg_server_url: str, request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
-    """A database of this run's own, migrated to head, with an application role.
-
-    Yields ``owner_url`` (the schema owner, the server's admin user) and ``app_url``
-    (a role that owns nothing and cannot bypass row-level security).
-    """
-    tag = _worker_tag(request.config)
-    name, role = f"plugs_test_{tag}", f"plugs_app_{tag}"
-    password = secrets.token_urlsafe(16)
-    admin = make_engine(pg_server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    owner_url = make_url(pg_server_url).set(database=name)
-    owner = make_engine(owner_url)
-    migrate.upgrade(owner)
-    from models import rls
-
-    with owner.begin() as connection:
-        rls.create_app_role(connection, role, password)
-    owner.dispose()
-    app_url = owner_url.set(username=role, password=password)
+def _loopback(host: str) -> bool:
     try:
-        yield {
-            "owner_url": owner_url.render_as_string(hide_password=False),
-            "app_url": app_url.render_as_string(hide_password=False),
-            "name": name,
-            "role": role,
-        }
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            connection.execute(text(f'DROP OWNED BY "{role}"'))
-            connection.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
-        admin.dispose()
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:  # a name handed to connect(): what it resolves to must be loopback
+        try:
+            infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except OSError:
+            return True  # does not resolve: connect() will fail without sending anything
+        return all(_loopback(str(info[4][0])) for info in infos)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+@pytest.fixture(scope="session", autouse=True)
+def loopback_only() -> Iterator[list[tuple[object, ...]]]:
+    """Refuse any TCP/UDP connect of this process outside 127.0.0.0/8 and ::1, and record
+    it: a test of our own network guard asserts this list stayed empty (its refusal came
+    first).  ``socket.create_connection`` and TLS sockets connect through
+    ``socket.socket.connect``; unix sockets pass untouched."""
+    attempts: list[tuple[object, ...]] = []
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def check(sock: socket.socket, address: Any) -> None:
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple):
+            if not _loopback(str(address[0])):
+                attempts.append(address)
+                raise NonLoopbackConnect(
+                    errno.EACCES, f"test safety net: no connect outside loopback ({address[0]})"
+                )
+
+    def connect(sock: socket.socket, address: Any) -> None:
+        check(sock, address)
+        real_connect(sock, address)
+
+    def connect_ex(sock: socket.socket, address: Any) -> int:
+        check(sock, address)
+        return real_connect_ex(sock, address)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "connect", connect)
+        patch.setattr(socket.socket, "connect_ex", connect_ex)
+        yield attempts
+    if attempts:
+        pytest.fail(f"connects outside loopback were attempted: {attempts}", pytrace=False)
+
+
+# --- PostgreSQL (pg_database comes from the platform's plugin) ------------------------------
 
 
 @pytest.fixture(scope="session")
 def pg_db(pg_database: dict[str, str]) -> Iterator[Database]:
-    """The application's view of PostgreSQL: the app role, RLS enforced."""
-    db = Database(pg_database["app_url"])
+    """The application's view of PostgreSQL: the app role, RLS enforced (and the system
+    role for system sessions)."""
+    db = Database(pg_database["app_url"], system_url=pg_database["system_url"])
     yield db
     db.dispose()
 
@@ -117,7 +123,7 @@ def pg_db(pg_database: dict[str, str]) -> Iterator[Database]:
 @pytest.fixture(scope="session")
 def pg_owner_db(pg_database: dict[str, str]) -> Iterator[Database]:
     """The schema owner (the server's admin): for setting up what the app role cannot."""
-    db = Database(pg_database["owner_url"])
+    db = Database(pg_database["owner_url"], system_url=pg_database["system_url"])
     yield db
     db.dispose()
 
@@ -144,21 +150,6 @@ def any_db(request: pytest.FixtureRequest) -> Database:
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_db")
     return request.getfixturevalue("pg_db")
-
-
-# --- Redis ---------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """A Redis db number of this run's own, emptied at the end."""
-    base = os.environ.get("PLUGS_TEST_REDIS_URL", services.DEFAULT_REDIS_URL)
-    _need("Redis", services.redis_error(base))
-    url, release = services.claim_redis_db(base)
-    try:
-        yield url
-    finally:
-        release()
 
 
 # --- the plugs command --------------------------------------------------------------------
@@ -223,51 +214,12 @@ def acme_installed(thirdparty_site: Path) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def platform_env(
-    pg_database: dict[str, str], redis_url: str, thirdparty_site: Path
-) -> Iterator[dict[str, str]]:
-    """PLUGS_* settings for this test process and the workers it starts: the app role on
-    this run's database, this run's Redis db as broker, result backend and rate-limit store,
-    a fresh credential key, and permission to call the local vendor simulators.  Workers
-    also get the third-party connector's site folder on their path."""
-    from connectors.credentials import new_key_entry
-
-    env = {
-        "PYTHONPATH": str(thirdparty_site),
-        "PLUGS_DATABASE_URL": pg_database["app_url"],
-        "PLUGS_MIGRATION_DATABASE_URL": pg_database["owner_url"],
-        "PLUGS_BROKER_URL": redis_url,
-        "PLUGS_RESULT_BACKEND": redis_url,
-        "PLUGS_REDIS_URL": redis_url,
-        "PLUGS_SECRET_KEYS": new_key_entry(),
-        "PLUGS_ALLOW_PRIVATE_URLS": "true",
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    services.reload_settings()
-    try:
-        yield env
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        services.reload_settings()
+def platform_extra_env(thirdparty_site: Path) -> dict[str, str]:
+    """Added to the plugin's ``platform_env``: workers get the third-party connector's site
+    folder on their path."""
+    return {"PYTHONPATH": str(thirdparty_site)}
 
 
-@pytest.fixture
-def app_db(platform_env: dict[str, str]) -> Database:
-    """The process-wide database (get_database()) once platform_env is in force; taken anew
-    by every test, since a test that changes the settings replaces it."""
-    from models.session import get_database
-
-    return get_database()
-
-
-@pytest.fixture(scope="session")
-def sync_worker(platform_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """One real worker process (prefork, 2 children) on every queue, for the whole run."""
-    handle = services.start_worker(platform_env, tmp_path_factory.mktemp("sync-worker"))
-    yield handle
-    handle.stop()
+def pytest_plugs_settings_changed() -> None:
+    """The plugin's ``platform_env`` changed the settings: our Celery app follows."""
+    services.reset_celery_app()

@@ -16,10 +16,10 @@ from urllib.parse import quote
 import pytest
 from starlette.testclient import TestClient
 
+from connectors.testing.plugin import need as _need
 from models import Contact
 from models.session import Database
 from tests import services
-from tests.conftest import _need
 from tests.connectors.harness import hubspot
 from tests.webhooks.conftest import BASE, SECRET, Hooked
 from workers.http import webhooks

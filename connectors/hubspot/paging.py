@@ -1,6 +1,7 @@
 """How HubSpot's CRM collections are walked.
 
-* Full refresh (no watermark): the list endpoint, ``after`` cursors, 100 per page.
+* Full refresh (no watermark): the list endpoint, ``after`` cursors (the SDK's
+  :class:`~connectors.paging.CursorPaginator`), 100 per page.
 * Incremental (streams with a ``cursor_field``): the search endpoint filtered on the cursor property (``lastmodifieddate``
   or ``hs_lastmodifieddate``) ``GTE`` the watermark, sorted ascending, 200 per page.
   Search stops at 10,000 results per query, so before ``after`` reaches the cap the
@@ -10,11 +11,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from connectors.base import JSONDict, Page, Stream
 from connectors.hubspot.mapping import cursor_text, parse_time
+from connectors.paging import CursorPaginator
 from core.errors import FatalError
 
 if TYPE_CHECKING:
@@ -23,6 +26,8 @@ if TYPE_CHECKING:
 SEARCH_CAP = 10_000
 SEARCH_PAGE = 200
 LIST_PAGE = 100
+#: The list endpoint: ``after`` cursors in ``paging.next.after``; a 404 is an empty list.
+LIST = CursorPaginator(records="results", max_limit=LIST_PAGE, missing=None)
 
 
 @dataclass(frozen=True)
@@ -43,19 +48,14 @@ class CrmPaginator:
         return self._search(client, stream, since, int((cursor or {}).get("after", 0)))
 
     def _list(self, client: VendorClient, stream: Stream, after: str | None) -> Page:
-        params: dict[str, str | int] = {
-            "limit": min(stream.page_size, LIST_PAGE),
-            "properties": ",".join(self.properties),
-        }
-        params.update(self.params)
+        params: dict[str, str] = {"properties": ",".join(self.properties), **dict(self.params)}
         if self.associations:
             params["associations"] = self.associations
-        if after:
-            params["after"] = after
-        body = client.request("GET", stream.path, params=params).json()
-        following = ((body.get("paging") or {}).get("next") or {}).get("after")
-        next_cursor = {"mode": "list", "after": str(following)} if following else None
-        return Page(body.get("results") or [], next_cursor, key=f"list:{after or ''}")
+        records, following = LIST.page(
+            client, stream.path, after, page_size=stream.page_size, params=params
+        )
+        next_cursor = {"mode": "list", "after": following} if following else None
+        return Page(records, next_cursor, key=f"list:{after or ''}")
 
     def _search(self, client: VendorClient, stream: Stream, since: str, after: int) -> Page:
         assert stream.cursor_field
@@ -98,10 +98,12 @@ class CrmPaginator:
         return Page(records, {"since": last, "after": 0}, key)
 
 
-def fetch_by_ids(properties: tuple[str, ...]):  # type: ignore[no-untyped-def]
+def fetch_by_ids(
+    properties: tuple[str, ...],
+) -> Callable[[VendorClient, Stream, Sequence[str]], list[JSONDict]]:
     """Read given records again (replay), through the batch read endpoint."""
 
-    def fetch(client: VendorClient, stream: Stream, ids: list[str]) -> list[JSONDict]:
+    def fetch(client: VendorClient, stream: Stream, ids: Sequence[str]) -> list[JSONDict]:
         body = client.request(
             "POST",
             f"{stream.path}/batch/read",

@@ -1,4 +1,5 @@
-"""How Mailchimp's collections are walked: ``offset``/``count`` until ``total_items``.
+"""How Mailchimp's collections are walked: ``offset``/``count`` until ``total_items`` (the
+SDK's :class:`~connectors.paging.OffsetPaginator`).
 
 * Members: ``GET /lists/{list_id}/members`` sorted by ``last_changed`` ascending; an
   incremental run asks only for members changed since the watermark
@@ -13,14 +14,14 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from connectors.base import JSONDict, Page, Stream
 from connectors.mailchimp.mapping import cursor_text, parse_time
-from core.errors import ConfigError
+from connectors.paging import OffsetPaginator
 
 if TYPE_CHECKING:
     from connectors.http import VendorClient
@@ -29,14 +30,34 @@ if TYPE_CHECKING:
 MAX_COUNT = 1000
 #: Campaigns sent this long before the watermark are still read for new opens and clicks.
 ACTIVITY_LOOKBACK = timedelta(days=90)
+_MISSING = "Mailchimp has no {path} (check the list_id setting)"
 
 
-def _get(client: VendorClient, path: str, params: dict[str, Any]) -> JSONDict:
-    response = client.request("GET", path, params=params)
-    if response.status_code == 404:
-        raise ConfigError(f"Mailchimp has no {path} (check the list_id setting)")
-    body = response.json()
-    return body if isinstance(body, dict) else {}
+def _offset_pages(records: str, **options: Any) -> OffsetPaginator:
+    """Mailchimp's paging of the collection whose records are in ``records``."""
+    return OffsetPaginator(
+        records=records,
+        limit_param="count",
+        max_limit=MAX_COUNT,
+        total="total_items",
+        missing=_MISSING,
+        **options,
+    )
+
+
+#: Members, oldest change first (the order is what an interrupted run resumes by).
+MEMBERS = _offset_pages(
+    "members",
+    since_param="since_last_changed",
+    params=(
+        ("sort_field", "last_changed"),
+        ("sort_dir", "ASC"),
+        ("exclude_fields", "_links,members._links"),
+    ),
+    name="members",
+)
+CAMPAIGNS = _offset_pages("campaigns")
+EMAIL_ACTIVITY = _offset_pages("emails")
 
 
 @dataclass(frozen=True)
@@ -52,28 +73,13 @@ class MembersPaginator:
     def fetch(
         self, client: VendorClient, stream: Stream, cursor: JSONDict | None, state: JSONDict
     ) -> Page:
-        cursor = cursor or {}
-        since = cursor.get("since", state.get("cursor"))
-        offset, count = int(cursor.get("offset", 0)), min(stream.page_size, MAX_COUNT)
-        params: dict[str, Any] = {
-            "count": count,
-            "offset": offset,
-            "sort_field": "last_changed",
-            "sort_dir": "ASC",
-            "exclude_fields": "_links,members._links",
-        }
-        if since:
-            params["since_last_changed"] = since
-        body = _get(client, stream.path, params)
-        records = list(body.get("members") or [])
-        if self.relink is not None and records:
-            self.relink(records)
-        more = bool(records) and offset + count < int(body.get("total_items") or 0)
-        next_cursor = {"since": since, "offset": offset + count} if more else None
-        return Page(records, next_cursor, key=f"members:{since or ''}:{offset}")
+        page = MEMBERS.fetch(client, stream, cursor, state)
+        if self.relink is not None and page.records:
+            self.relink(page.records)
+        return page
 
 
-def fetch_members(client: VendorClient, stream: Stream, ids: list[str]) -> list[JSONDict]:
+def fetch_members(client: VendorClient, stream: Stream, ids: Sequence[str]) -> list[JSONDict]:
     """Read given members again (replay, write-back read-back); gone ones are left out."""
     found = []
     for member_id in ids:
@@ -103,19 +109,20 @@ class ActivityPaginator:
         if index >= len(campaigns):
             return Page([], None, key="activity:none")
         campaign_id, subject, sent_at = campaigns[index]
-        count = min(stream.page_size, MAX_COUNT)
-        params: dict[str, Any] = {"count": count, "offset": offset}
-        if cursor["since"]:
-            params["since"] = cursor["since"]
-        body = _get(client, f"/reports/{campaign_id}/email-activity", params)
-        emails = list(body.get("emails") or [])
+        emails, next_offset = EMAIL_ACTIVITY.page(
+            client,
+            f"/reports/{campaign_id}/email-activity",
+            offset,
+            page_size=stream.page_size,
+            params={"since": cursor["since"]} if cursor["since"] else None,
+        )
         records = [
             record
             for email in emails
             for record in _flatten(email, campaign_id, subject, sent_at, cursor["since"])
         ]
-        if emails and offset + count < int(body.get("total_items") or 0):
-            following = cursor | {"offset": offset + count}
+        if next_offset is not None:
+            following = cursor | {"offset": next_offset}
         elif index + 1 < len(campaigns):
             following = cursor | {"index": index + 1, "offset": 0}
         else:
@@ -129,22 +136,18 @@ class ActivityPaginator:
             "status": "sent",
             "sort_field": "send_time",
             "sort_dir": "ASC",
-            "count": MAX_COUNT,
         }
         since = parse_time(state.get("cursor"))
         if since is not None:
             params["since_send_time"] = cursor_text(since - ACTIVITY_LOOKBACK)
-        found: list[list[str | None]] = []
-        while True:
-            body = _get(client, "/campaigns", params | {"offset": len(found)})
-            batch = list(body.get("campaigns") or [])
-            for campaign in batch:
-                settings = campaign.get("settings") or {}
-                found.append(
-                    [str(campaign["id"]), settings.get("subject_line"), campaign.get("send_time")]
-                )
-            if not batch or len(found) >= int(body.get("total_items") or 0):
-                return found
+        return [
+            [
+                str(campaign["id"]),
+                (campaign.get("settings") or {}).get("subject_line"),
+                campaign.get("send_time"),
+            ]
+            for campaign in CAMPAIGNS.each(client, "/campaigns", page_size=MAX_COUNT, params=params)
+        ]
 
 
 def _url_key(url: Any) -> str:

@@ -1,7 +1,7 @@
 """Microsoft Teams through Microsoft Graph: calendar events and Teams meetings both ways,
 attendance into event_attendees, change notifications.
 
-Vendor facts: ``shared/vendors/zoom-teams.md`` section B.  Credentials: ``tenant_id``,
+Vendor facts: ``docs/vendors/teams.md``.  Credentials: ``tenant_id``,
 ``client_id``, ``client_secret`` of an app registration with application permissions
 (``Calendars.ReadWrite``, ``OnlineMeetings.Read.All``, ``OnlineMeetingArtifact.Read.All``
 and an application access policy for the organizer); the app token is cached encrypted as
@@ -39,6 +39,7 @@ from connectors.base import (
     WebhookRequest,
     unwrap_secret,
 )
+from connectors.http import VendorClient
 from connectors.meetings import closed_here
 from connectors.ratelimit import Limit
 from connectors.teams import subscriptions, webhooks
@@ -46,18 +47,18 @@ from connectors.teams.attendance import AttendancePaginator
 from connectors.teams.auth import LOGIN_BASE, GraphAuth, fetch_token
 from connectors.teams.mapping import EVENT_COLUMNS, map_attendance, map_event
 from connectors.teams.meetings import MEETING_ROWS, push_meetings
-from connectors.teams.paging import NextLinkPaginator, fetch_events_by_ids
+from connectors.teams.paging import GraphPaginator, fetch_events_by_ids
 from core.errors import AuthError, ConfigError, SkippableRecordError
 from models.events import Event, EventAttendee
 from models.integrations import Integration
-from models.session import PlugsSession, get_database
+from models.session import Database, PlugsSession, get_database
 from models.sync_state import ExternalId
 
 GRAPH_URL = "https://graph.microsoft.com/v1.0"
 GRAPH_HOSTS = ("graph.microsoft.com",)
 EVENTS_PATH = "/users/{organizer}/events"
 MEETINGS_PATH = "/users/{organizer}/onlineMeetings"
-#: Outlook: 10,000 requests per 10 minutes per app and mailbox (vendor doc B4).
+#: Outlook: 10,000 requests per 10 minutes per app and mailbox (docs/vendors/teams.md).
 MAILBOX_LIMIT = Limit(10_000, 600.0)
 
 
@@ -80,7 +81,7 @@ class Teams(Connector):
             name="events",
             entity=Event,
             path=EVENTS_PATH,
-            paginator=NextLinkPaginator(),
+            paginator=GraphPaginator(),
             mapper=map_event,
             cursor_field="lastModifiedDateTime",
             page_size=50,
@@ -140,7 +141,7 @@ class Teams(Connector):
         return dataclasses.replace(super().export_stream(name), push=push)
 
     @property
-    def allowed_hosts(self) -> tuple[str, ...]:  # type: ignore[override]
+    def allowed_hosts(self) -> tuple[str, ...]:
         """Graph's hosts, and the configured base URL's (a simulator, a national cloud)."""
         return (*GRAPH_HOSTS, httpx.URL(self.base_url).host)
 
@@ -152,6 +153,18 @@ class Teams(Connector):
 
     def auth(self) -> httpx.Auth:
         return GraphAuth(self)
+
+    def check_connection(self, client: VendorClient) -> str | None:
+        """The organizer (``GET /users/{organizer}``): a token is issued, and Graph lets
+        the app read the user whose calendar holds the meetings."""
+        response = client.request("GET", f"/users/{self.organizer}")
+        if response.status_code == 404:
+            raise ConfigError(f"Graph has no user {self.organizer} (check setting organizer)")
+        return f"organizer {response.json().get('userPrincipalName') or self.organizer}"
+
+    def delete_webhook_subscriptions(self, db: Database) -> tuple[int, list[str]]:
+        """Delete the integration's change-notification subscriptions at Graph."""
+        return subscriptions.delete_all(db, self)
 
     def refresh_credentials(self, current: Any) -> dict[str, Any] | None:
         """A new app token (client credentials have no refresh token: ask again)."""
@@ -179,9 +192,7 @@ class Teams(Connector):
         """The delivery without its clientState (a secret), for the inbox."""
         return webhooks.stored_body(request)
 
-    def apply_webhook_event(
-        self, session: PlugsSession, event: WebhookEvent
-    ) -> SyncRequest | None:
+    def apply_webhook_event(self, session: PlugsSession, event: WebhookEvent) -> SyncRequest | None:
         """created/updated: fetch that event again through the ``events`` stream (a run
         of its own); deleted: soft-delete our event unless it is cancelled or deleted here
         already (then the deletion is our own write-back's echo); lifecycle: renew,

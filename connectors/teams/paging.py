@@ -1,6 +1,7 @@
 """How Graph collections are walked: the first page from the stream's path, then the whole
-``@odata.nextLink`` until it is absent (vendor doc B3), fetched through
-:meth:`VendorClient.follow`, so a link to a host that is not Graph's is refused.
+``@odata.nextLink`` until it is absent (docs/vendors/teams.md#paging), fetched through
+:meth:`VendorClient.follow`, so a link to a host that is not Graph's is refused (the SDK's
+:class:`~connectors.paging.NextLinkPaginator`).
 
 An incremental run (a watermark in ``state``) filters on the stream's cursor field
 ``ge`` the watermark, ordered by it: the boundary records come again and are skipped by
@@ -9,15 +10,12 @@ the content hash.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from connectors.base import JSONDict, Page, Stream
-from core.errors import ConfigError
+from connectors.base import JSONDict, Stream
+from connectors.paging import NextLinkPaginator
 
 if TYPE_CHECKING:
     from connectors.http import VendorClient
@@ -27,35 +25,20 @@ PREFER = {"Prefer": 'outlook.timezone="UTC", outlook.body-content-type="text"'}
 
 
 @dataclass(frozen=True)
-class NextLinkPaginator:
-    """First page with ``$top`` (and the watermark filter), then ``@odata.nextLink``."""
+class GraphPaginator(NextLinkPaginator):
+    """First page with ``$top`` (and the watermark as an OData filter), then
+    ``@odata.nextLink``."""
 
-    def fetch(
-        self, client: VendorClient, stream: Stream, cursor: JSONDict | None, state: JSONDict
-    ) -> Page:
-        link = (cursor or {}).get("next")
-        if link:
-            response = client.follow(link, headers=PREFER)
-            key = "next:" + hashlib.sha256(link.encode()).hexdigest()[:40]
-        else:
-            params: dict[str, str | int] = {"$top": stream.page_size}
-            since = state.get("cursor")
-            if since and stream.cursor_field:
-                params["$filter"] = f"{stream.cursor_field} ge {since}"
-                params["$orderby"] = stream.cursor_field
-            response = client.request("GET", stream.path, params=params, headers=PREFER)
-            key = f"first:{since or ''}"
-        body = _collection(response, stream)
-        following = body.get("@odata.nextLink")
-        return Page(list(body.get("value") or []), {"next": following} if following else None, key)
+    records: str = "value"
+    next_link: str | tuple[str, ...] = "@odata.nextLink"
+    limit_param: str | None = "$top"
+    headers: tuple[tuple[str, str], ...] = tuple(PREFER.items())
+    missing: str | None = "Graph has no {path} (is the organizer setting a user of the tenant?)"
 
-
-def _collection(response: httpx.Response, stream: Stream) -> JSONDict:
-    if response.status_code == 404:
-        raise ConfigError(
-            f"Graph has no {stream.path} (is the organizer setting a user of the tenant?)"
-        )
-    return dict(response.json())
+    def since_params(self, stream: Stream, since: str | None) -> dict[str, Any]:
+        if not (since and stream.cursor_field):
+            return {}
+        return {"$filter": f"{stream.cursor_field} ge {since}", "$orderby": stream.cursor_field}
 
 
 def fetch_events_by_ids(client: VendorClient, stream: Stream, ids: Sequence[str]) -> list[JSONDict]:

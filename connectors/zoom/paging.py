@@ -6,7 +6,8 @@ streams walk *our* meetings: the ones linked to events in the external-id map.
 * ``meetings``: each linked meeting read again (``GET /meetings/{id}``), so a change made
   in Zoom reaches its event; a meeting deleted in Zoom (404, code 3001) is skipped.
 * ``registrants``: for each linked meeting, ``GET /meetings/{id}/registrants`` paged with
-  ``page_size`` and ``next_page_token``.  Each registrant gets its ``meeting_id`` and the
+  ``page_size`` and ``next_page_token`` (the SDK's :class:`~connectors.paging.CursorPaginator`;
+  a meeting deleted in Zoom has none).  Each registrant gets its ``meeting_id`` and the
   ``user_id`` of the organization's user with its email (None when there is none: the
   mapper fails that record with its reason).  Incremental runs keep the registrants
   created at or after the watermark (``create_time``, the only time Zoom gives them).
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from connectors.base import JSONDict, Page, Stream
+from connectors.paging import CursorPaginator
 from connectors.zoom.mapping import registrant_key
 from core.errors import ConfigError
 from models.organizations import User
@@ -34,6 +36,14 @@ if TYPE_CHECKING:
     from connectors.http import VendorClient
 
 MAX_PAGE = 300
+REGISTRANTS = CursorPaginator(
+    records="registrants",
+    limit_param="page_size",
+    max_limit=MAX_PAGE,
+    token_param="next_page_token",
+    next_token="next_page_token",
+    missing=None,
+)
 
 
 @dataclass(frozen=True)
@@ -111,16 +121,13 @@ class RegistrantsPaginator(_BoundPaginator):
         if index >= len(meetings):
             return Page([], None, key="registrants:none")
         meeting_id, token = meetings[index], cursor.get("token") or ""
-        params: dict[str, Any] = {"page_size": min(stream.page_size, MAX_PAGE)}
-        if token:
-            params["next_page_token"] = token
-        response = client.request("GET", f"/meetings/{meeting_id}/registrants", params=params)
-        body = response.json() if response.status_code != 404 else {}
-        records = [{**r, "meeting_id": meeting_id} for r in body.get("registrants") or []]
+        found, following = REGISTRANTS.page(
+            client, f"/meetings/{meeting_id}/registrants", token, page_size=stream.page_size
+        )
+        records = [{**r, "meeting_id": meeting_id} for r in found]
         since = state.get("cursor")
         if since:
             records = [r for r in records if str(r.get("create_time") or "") >= since]
-        following = body.get("next_page_token") or ""
         if following:
             next_cursor: JSONDict | None = {**cursor, "token": following}
         elif index + 1 < len(meetings):

@@ -1,68 +1,96 @@
-"""Driving a connector end to end in tests: a vendor simulator over real HTTP, an
-integration pointed at it by configuration, runs executed by a real worker process."""
+"""Driving our connectors end to end in tests: a vendor simulator over real HTTP, an
+integration of a fresh organization pointed at it by configuration, runs executed by a
+real worker process.
+
+The pieces are the shipped ones (:mod:`connectors.testing`); what is ours is each vendor's
+credentials and settings for its simulator, and a :class:`Vendor` that starts runs in this
+process through the engine (:mod:`runs.sync`), which saves the `plugs` command's start-up
+on each of the suite's many runs.  The conformance suite starts them with the command, as
+a third party's tests do.
+"""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
-
-from connectors.integrations import add_integration
-from models import AuditLog, Contact, IntegrationLog
-from models.accounts import create_organization
+from connectors import testing
+from connectors.testing.vendor import FINISHED, wait_for_run
 from models.session import Database
 from runs import sync
 from simulators.hubspot.server import HubSpotSimulator
 from simulators.mailchimp.server import MailchimpSimulator
-from simulators.server import serve
 from simulators.teams.server import GraphSimulator
+from simulators.zoom.server import ZoomSimulator
 
-FINISHED = ("success", "failed", "partial")
+__all__ = ["FINISHED", "Vendor", "hubspot", "mailchimp", "teams", "wait_for_run", "zoom"]
 
-
-@dataclass
-class Vendor:
-    """A running simulator and the integration of one fresh organization pointed at it."""
-
-    sim: Any  # HubSpotSimulator, MailchimpSimulator, ...
-    base_url: str
-    db: Database
-    org_id: uuid.UUID
-    integration_id: uuid.UUID
-
-    def sync(self, **kwargs: Any) -> IntegrationLog:
-        """Start a run and wait for the worker to finish it."""
-        run_id = sync.start_run(self.db, self.org_id, self.integration_id, **kwargs)
-        return wait_for_run(self.db, self.org_id, run_id)
-
-    def count(self, model: type = Contact, *, include_deleted: bool = False) -> int:
-        with self.db.tenant(self.org_id) as session:
-            query = select(func.count()).select_from(model)
-            return session.scalar(query.execution_options(include_deleted=include_deleted)) or 0
-
-    def audit_rows(self, table: str = "contacts") -> int:
-        """Audit rows written for ``table``: one per row created, changed or deleted."""
-        with self.db.tenant(self.org_id) as session:
-            query = select(func.count()).where(AuditLog.table_name == table)
-            return session.scalar(query) or 0
+ORGANIZER = "organizer@contoso.test"
 
 
-def wait_for_run(
-    db: Database, org_id: uuid.UUID, run_id: uuid.UUID, timeout: float = 180
-) -> IntegrationLog:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with db.tenant(org_id) as session:
-            run = session.get(IntegrationLog, run_id)
-            if run is not None and run.status in FINISHED:
-                return run
-        time.sleep(0.2)
-    raise AssertionError(f"run {run_id} did not finish within {timeout}s")
+class Vendor(testing.Vendor):
+    """The shipped :class:`connectors.testing.Vendor`, its runs started in this process."""
+
+    def start(self, **kwargs: Any) -> uuid.UUID:
+        """Open a run through the engine (``streams``, ``full_refresh``, ``record_ids``...)."""
+        return sync.start_run(self.db, self.org_id, self.integration_id, **kwargs)
+
+
+# --- each vendor's credentials and settings for its simulator -----------------------------
+
+
+def zoom_credentials(sim: ZoomSimulator, client_secret: str | None = None) -> dict[str, str]:
+    return {
+        "account_id": sim.account_id,
+        "client_id": sim.client_id,
+        "client_secret": client_secret or sim.client_secret,
+        "webhook_secret_token": sim.webhook_secret,
+    }
+
+
+def zoom_settings(sim: ZoomSimulator, base_url: str) -> dict[str, str]:
+    """OAuth and API on one loopback server."""
+    return {"base_url": f"{base_url}/v2", "oauth_base_url": base_url}
+
+
+def mailchimp_credentials(sim: MailchimpSimulator) -> dict[str, str]:
+    return {"api_key": sim.api_key, "webhook_secret": "s3cr3t-url-token"}
+
+
+def mailchimp_settings(sim: MailchimpSimulator, base_url: str) -> dict[str, str]:
+    """The simulator's audience."""
+    return {"base_url": f"{base_url}/3.0", "list_id": sim.list_id}
+
+
+def graph_simulator(organizer: str = ORGANIZER) -> GraphSimulator:
+    """A Graph simulator whose tenant has ``organizer`` as a user."""
+    return with_organizer(GraphSimulator(), organizer)
+
+
+def with_organizer(sim: GraphSimulator, organizer: str) -> GraphSimulator:
+    if sim.store.user(organizer) is None:
+        sim.add_user(organizer, "Organizer")
+    return sim
+
+
+def teams_credentials(sim: GraphSimulator, client_secret: str | None = None) -> dict[str, str]:
+    return {
+        "tenant_id": sim.tenant_id,
+        "client_id": sim.client_id,
+        "client_secret": client_secret or sim.client_secret,
+    }
+
+
+def teams_settings(
+    sim: GraphSimulator, base_url: str, organizer: str = ORGANIZER
+) -> dict[str, str]:
+    """Graph and its login on one loopback server, the calendar of ``organizer``."""
+    return {"base_url": base_url, "login_base_url": base_url, "organizer": organizer}
+
+
+# --- a simulator served and an organization connected to it -------------------------------
 
 
 @contextmanager
@@ -76,35 +104,35 @@ def hubspot(
 ) -> Iterator[Vendor]:
     """A HubSpot simulator served on loopback and an integration of a new organization."""
     sim = sim or HubSpotSimulator()
-    with serve(sim) as server:
-        org = create_organization(db, f"HubSpot customer {uuid.uuid4().hex[:6]}")
-        credentials = credentials or {"private_app_token": token or "pat-na1-simulator"}
-        integration = add_integration(
-            db, org.id, "hubspot", credentials, {"base_url": server.base_url, **settings}
-        )
-        yield Vendor(sim, server.base_url, db, org.id, integration.id)
+    credentials = credentials or {"private_app_token": token or "pat-na1-simulator"}
+    with testing.connect(
+        db, "hubspot", sim, credentials, lambda url: {"base_url": url, **settings}, vendor=Vendor
+    ) as vendor:
+        assert isinstance(vendor, Vendor)
+        yield vendor
 
 
 @contextmanager
 def zoom(
-    db: Database, *, sim: Any = None, client_secret: str | None = None, **settings: str
+    db: Database,
+    *,
+    sim: ZoomSimulator | None = None,
+    client_secret: str | None = None,
+    **settings: str,
 ) -> Iterator[Vendor]:
-    """A Zoom simulator (OAuth and API on one loopback server) and an integration of a new
-    organization pointed at it; ``client_secret`` overrides the right one."""
-    from simulators.zoom.server import ZoomSimulator
-
+    """A Zoom simulator and an integration of a new organization pointed at it;
+    ``client_secret`` overrides the right one."""
     sim = sim or ZoomSimulator()
-    with serve(sim) as server:
-        org = create_organization(db, f"Zoom customer {uuid.uuid4().hex[:6]}")
-        credentials = {
-            "account_id": sim.account_id,
-            "client_id": sim.client_id,
-            "client_secret": client_secret or sim.client_secret,
-            "webhook_secret_token": sim.webhook_secret,
-        }
-        urls = {"base_url": f"{server.base_url}/v2", "oauth_base_url": server.base_url}
-        integration = add_integration(db, org.id, "zoom", credentials, {**urls, **settings})
-        yield Vendor(sim, server.base_url, db, org.id, integration.id)
+    with testing.connect(
+        db,
+        "zoom",
+        sim,
+        zoom_credentials(sim, client_secret),
+        lambda url: {**zoom_settings(sim, url), **settings},
+        vendor=Vendor,
+    ) as vendor:
+        assert isinstance(vendor, Vendor)
+        yield vendor
 
 
 @contextmanager
@@ -118,12 +146,16 @@ def mailchimp(
     """A Mailchimp simulator served on loopback and an integration of a new organization
     following its audience (API key auth unless ``credentials`` say otherwise)."""
     sim = sim or MailchimpSimulator()
-    with serve(sim) as server:
-        org = create_organization(db, f"Mailchimp customer {uuid.uuid4().hex[:6]}")
-        credentials = credentials or {"api_key": sim.api_key, "webhook_secret": "s3cr3t-url-token"}
-        base = {"base_url": f"{server.base_url}/3.0", "list_id": sim.list_id}
-        integration = add_integration(db, org.id, "mailchimp", credentials, base | settings)
-        yield Vendor(sim, server.base_url, db, org.id, integration.id)
+    with testing.connect(
+        db,
+        "mailchimp",
+        sim,
+        credentials or mailchimp_credentials(sim),
+        lambda url: mailchimp_settings(sim, url) | settings,
+        vendor=Vendor,
+    ) as vendor:
+        assert isinstance(vendor, Vendor)
+        yield vendor
 
 
 @contextmanager
@@ -132,31 +164,19 @@ def teams(
     *,
     sim: GraphSimulator | None = None,
     client_secret: str | None = None,
-    organizer: str = "organizer@contoso.test",
+    organizer: str = ORGANIZER,
     **settings: Any,
 ) -> Iterator[Vendor]:
     """A Graph simulator (Graph and login) on loopback with the organizer as a user, and a
     Teams integration of a new organization pointed at it."""
-    sim = sim or GraphSimulator()
-    if sim.store.user(organizer) is None:
-        sim.add_user(organizer, "Organizer")
-    with serve(sim) as server:
-        org = create_organization(db, f"Teams customer {uuid.uuid4().hex[:6]}")
-        credentials = {
-            "tenant_id": sim.tenant_id,
-            "client_id": sim.client_id,
-            "client_secret": client_secret or sim.client_secret,
-        }
-        integration = add_integration(
-            db,
-            org.id,
-            "teams",
-            credentials,
-            {
-                "base_url": server.base_url,
-                "login_base_url": server.base_url,
-                "organizer": organizer,
-                **settings,
-            },
-        )
-        yield Vendor(sim, server.base_url, db, org.id, integration.id)  # type: ignore[arg-type]
+    sim = with_organizer(sim or GraphSimulator(), organizer)
+    with testing.connect(
+        db,
+        "teams",
+        sim,
+        teams_credentials(sim, client_secret),
+        lambda url: {**teams_settings(sim, url, organizer), **settings},
+        vendor=Vendor,
+    ) as vendor:
+        assert isinstance(vendor, Vendor)
+        yield vendor

@@ -2,60 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
-import pytest
-
+from connectors.testing import ConformanceConfig, ConnectorConformance, Vendor
 from models import Contact
-from models.session import Database
-from tests.connectors.conformance import ConnectorConformance
-from tests.connectors.harness import Vendor, mailchimp
+from simulators.mailchimp.server import MailchimpSimulator
+from tests.connectors.harness import mailchimp_credentials, mailchimp_settings
 
 
-class MailchimpHarness:
-    stream = "members"
-    export_stream = "members_export"
-    entity = Contact
+def break_member(vendor: Vendor, record_id: str, broken: bool) -> None:
+    email = "broken@@example.test" if broken else f"fixed-{record_id}@example.test"
+    vendor.sim.corrupt_member(record_id, email_address=email)
 
-    @contextmanager
-    def connect(self, db: Database, *, bad_credentials: bool = False) -> Iterator[Vendor]:
-        credentials = (
-            {"api_key": "ffffffffffffffffffffffffffffffff-us21"} if bad_credentials else None
+
+def make_contacts(vendor: Vendor, good: int, bad: int) -> None:
+    with vendor.db.tenant(vendor.org_id) as session:
+        session.add_all(
+            [Contact(first_name=f"G{i}", email=f"g{i}@example.test") for i in range(good)]
         )
-        # Pages of 100 so that a few hundred members take several pages.
-        with mailchimp(db, credentials=credentials, page_size="100") as vendor:
-            yield vendor
-
-    def seed(self, vendor: Vendor, count: int) -> list[str]:
-        return vendor.sim.add_members(count)
-
-    def change(self, vendor: Vendor, record_id: str) -> None:
-        vendor.sim.update_member(record_id, merge_fields={"FNAME": "Changed"})
-
-    def break_record(self, vendor: Vendor, record_id: str, *, broken: bool = True) -> None:
-        email = "broken@@example.test" if broken else f"fixed-{record_id}@example.test"
-        vendor.sim.corrupt_member(record_id, email_address=email)
-
-    def throttle(self, vendor: Vendor, count: int, retry_after: float) -> None:
-        vendor.sim.throttle_next(count, retry_after=retry_after)
-
-    def fail(self, vendor: Vendor, count: int, status: int) -> None:
-        vendor.sim.fail_next(count, status=status)
-
-    def make_local_rows(self, vendor: Vendor, good: int, bad: int) -> None:
-        with vendor.db.tenant(vendor.org_id) as session:
-            session.add_all(
-                [Contact(first_name=f"G{i}", email=f"g{i}@example.test") for i in range(good)]
-            )
-            session.add_all([Contact(first_name=f"B{i}", email=f"b{i}@@bad") for i in range(bad)])
-
-    def requests(self, vendor: Vendor) -> list[Any]:
-        return vendor.sim.requests
+        session.add_all([Contact(first_name=f"B{i}", email=f"b{i}@@bad") for i in range(bad)])
 
 
 class TestMailchimpConformance(ConnectorConformance):
-    @pytest.fixture
-    def harness(self) -> MailchimpHarness:
-        return MailchimpHarness()
+    config = ConformanceConfig(
+        provider="mailchimp",
+        stream="members",
+        entity=Contact,
+        simulator=MailchimpSimulator,
+        credentials=mailchimp_credentials,
+        bad_credentials={"api_key": "ffffffffffffffffffffffffffffffff-us21"},
+        # Pages of 100 so that a few hundred members take several pages.
+        settings=lambda sim, url: mailchimp_settings(sim, url) | {"page_size": "100"},
+        seed=lambda vendor, count: vendor.sim.add_members(count),
+        change=lambda vendor, key: vendor.sim.update_member(key, merge_fields={"FNAME": "Changed"}),
+        break_record=break_member,
+        export_stream="members_export",
+        make_local_rows=make_contacts,
+    )

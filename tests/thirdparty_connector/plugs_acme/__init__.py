@@ -2,30 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
-from connectors.base import Connector, CredentialField, MappedRecord, Page, Stream
+from connectors.base import Connector, CredentialField, JSONDict, MappedRecord, Stream
+from connectors.http import VendorClient
+from connectors.paging import OffsetPaginator
+from core.errors import SkippableRecordError
 from models.contacts import Contact
 
 
-class OffsetPages:
-    """Acme pages with ?offset=&count=; the last page is short."""
-
-    def fetch(self, client: Any, stream: Stream, cursor: dict | None, state: dict) -> Page:
-        offset = int((cursor or {}).get("offset", 0))
-        body = client.request(
-            "GET", stream.path, params={"offset": offset, "count": stream.page_size}
-        ).json()
-        people = body["people"]
-        following = {"offset": offset + len(people)} if len(people) == stream.page_size else None
-        return Page(people, following, key=f"offset:{offset}")
-
-
-def map_person(person: dict) -> MappedRecord:
+def map_person(person: JSONDict) -> MappedRecord:
+    ref, mail = str(person["ref"]), str(person.get("mail") or "")
+    if mail.count("@") != 1 or mail.startswith("@") or mail.endswith("@"):
+        raise SkippableRecordError(f"invalid email address {mail!r}", record_id=ref)
     return MappedRecord(
-        external_id=str(person["ref"]),
-        values={"first_name": person["given"], "email": person["mail"], "contact_type": "plug"},
+        external_id=ref,
+        values={"first_name": person["given"], "email": mail, "contact_type": "plug"},
+        cursor_value=person.get("updated"),
     )
+
+
+def fetch_people(client: VendorClient, stream: Stream, refs: Sequence[str]) -> list[JSONDict]:
+    """People by ref (a replay); the ones gone since are left out."""
+    found = []
+    for ref in refs:
+        response = client.request("GET", f"{stream.path}/{ref}")
+        if response.status_code != 404:
+            found.append(response.json())
+    return found
 
 
 class Acme(Connector):
@@ -38,8 +42,15 @@ class Acme(Connector):
             name="people",
             entity=Contact,
             path="/people",
-            paginator=OffsetPages(),
+            # Acme pages with ?offset=&count= (a short page is the last) and filters on
+            # ?updated_since=: the SDK's paginator as it is.
+            paginator=OffsetPaginator(
+                records="people", limit_param="count", since_param="updated_since"
+            ),
             mapper=map_person,
-            page_size=2,
+            primary_key="ref",
+            cursor_field="updated",
+            page_size=50,
+            fetch_by_ids=fetch_people,
         ),
     )
