@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from connectors.loading import open_connector
 from connectors.mailchimp.mapping import subscriber_hash
-from models import Contact, ContactInteraction, Integration
+from models import Contact, ContactInteraction, Integration, SyncStreamRun
 from models.session import Database
 from tests.connectors.harness import Vendor, mailchimp
 
@@ -78,7 +78,7 @@ def test_merge_fields_tags_and_the_subscriber_hash(app_db: Database) -> None:
             ),
         )
         assert vendor.sync(streams=["members_export"]).status == "success"
-        jane_id = "0cba00ca3da1b283a57287bcceb17e35"  # md5("jane.doe@example.com"), doc B2
+        jane_id = "0cba00ca3da1b283a57287bcceb17e35"  # md5("jane.doe@example.com")
         assert subscriber_hash("Jane.Doe@Example.com") == jane_id
         puts = [r.path for r in vendor.sim.requests if r.method == "PUT"]
         assert puts == [f"/3.0/lists/{vendor.sim.list_id}/members/{jane_id}"]
@@ -208,3 +208,24 @@ def test_an_address_changed_here_moves_the_member_instead_of_adding_one(
         members = vendor.sim.state.lists[vendor.sim.list_id]
         assert [m["email_address"] for m in members.values()] == ["mo@new.example.test"]
         assert vendor.sync(streams=["members_export"]).records_processed == 0
+
+
+def test_a_write_back_of_many_batches_chains_them_without_the_stall_sweeper(
+    app_db: Database,
+) -> None:
+    """1,200 contacts: two scans of 1,000 and 12 batches of 100 pushed, each chained to
+    the next by the page that finished it (no beat runs here, so a stall would never end)."""
+    with mailchimp(app_db) as vendor:
+        add_contacts(
+            vendor,
+            *(Contact(first_name=f"N{i}", email=f"n{i}@example.test") for i in range(1_200)),
+        )
+        run = vendor.sync(streams=["members_export"])
+        assert (run.status, run.records_processed, run.records_failed) == ("success", 1_200, 0)
+        assert len(vendor.sim.requests.where(method="PUT")) == 1_200
+        with vendor.db.tenant(vendor.org_id) as session:
+            [stream] = session.scalars(
+                select(SyncStreamRun).where(SyncStreamRun.run_id == run.id)
+            ).all()
+        assert stream.pages_done >= 2
+        assert stream.last_error is None  # the sweeper never had to enqueue a page again
