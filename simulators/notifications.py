@@ -1,10 +1,10 @@
 """Stateful simulators of the SMS (Twilio-style) and push (FCM HTTP v1 style) providers.
 
-Each is a ``handler(httpx.Request) -> httpx.Response``: use it in-process with
-``httpx.MockTransport(sim)`` or over real HTTP with ``simulators.server.serve``.
-They check credentials, refuse bad input the way the vendors do, remember what they
-accepted, and can be made to fail (``down``, ``fail_next``) to exercise retries and
-fallback.
+Each is a :class:`simulators.base.Simulator`: use it in-process with
+``httpx.MockTransport(sim)`` or over real HTTP (``with sim:``).  They check credentials,
+refuse bad input the way the vendors do, remember what they accepted, and can be made to
+fail (``fail_next``; ``fail_next(UNTIL_CLEARED, status=503)`` for a provider that is down)
+to exercise retries and fallback.
 """
 
 from __future__ import annotations
@@ -13,38 +13,22 @@ import base64
 import itertools
 import json
 import re
-import threading
-from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
 
+from simulators.base import Simulator
+
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_PHRASES = {status.value: status.phrase for status in HTTPStatus}
 
 
-@dataclass
-class _Switches:
-    """Failure switches shared by both simulators."""
-
-    down: bool = False
-    fail_next: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    requests: int = 0
-
-    def failing(self) -> bool:
-        with self.lock:
-            self.requests += 1
-            if self.down:
-                return True
-            if self.fail_next > 0:
-                self.fail_next -= 1
-                return True
-            return False
-
-
-class TwilioSimulator(_Switches):
+class TwilioSimulator(Simulator):
     """``POST /2010-04-01/Accounts/{sid}/Messages.json`` as Twilio answers it."""
+
+    name = "Twilio"
 
     def __init__(self, account_sid: str = "AC" + "0" * 32, auth_token: str = "sim-token") -> None:
         super().__init__()
@@ -52,9 +36,12 @@ class TwilioSimulator(_Switches):
         self.messages: list[dict[str, str]] = []
         self._ids = itertools.count(1)
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        if self.failing():
-            return _json(503, {"code": 20503, "message": "Service unavailable", "status": 503})
+    def fault_response(self, status: int) -> httpx.Response:
+        """Twilio's error: its code is 20000 + the status (20429, 20500, 20503)."""
+        message = "Service unavailable" if status == 503 else _PHRASES.get(status, "Error")
+        return _json(status, {"code": 20000 + status, "message": message, "status": status})
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
         if (
             request.method != "POST"
             or request.url.path != f"/2010-04-01/Accounts/{self.account_sid}/Messages.json"
@@ -80,7 +67,7 @@ class TwilioSimulator(_Switches):
                 400, {"code": 21602, "message": "Message body is required.", "status": 400}
             )
         sid = f"SM{next(self._ids):032x}"
-        with self.lock:
+        with self._lock:
             self.messages.append({"sid": sid, **form})
         return _json(
             201,
@@ -94,8 +81,10 @@ class TwilioSimulator(_Switches):
         )
 
 
-class FcmSimulator(_Switches):
+class FcmSimulator(Simulator):
     """``POST /v1/projects/{project}/messages:send`` as FCM HTTP v1 answers it."""
+
+    name = "FCM"
 
     def __init__(
         self, project_id: str = "plugs-sim", access_token: str = "sim-access-token"
@@ -107,9 +96,12 @@ class FcmSimulator(_Switches):
         self.unregistered: set[str] = set()
         self._ids = itertools.count(1)
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        if self.failing():
-            return _fcm_error(503, "UNAVAILABLE", "The service is currently unavailable.")
+    def fault_response(self, status: int) -> httpx.Response:
+        """FCM's error of that status (429 RESOURCE_EXHAUSTED, 500 INTERNAL, else UNAVAILABLE)."""
+        state, message = _FCM_FAULTS.get(status, _FCM_FAULTS[503])
+        return _fcm_error(status, state, message)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
         if (
             request.method != "POST"
             or request.url.path != f"/v1/projects/{self.project_id}/messages:send"
@@ -134,9 +126,16 @@ class FcmSimulator(_Switches):
         if token in self.unregistered:
             return _fcm_error(404, "NOT_FOUND", "Requested entity was not found.", "UNREGISTERED")
         name = f"projects/{self.project_id}/messages/{next(self._ids)}"
-        with self.lock:
+        with self._lock:
             self.messages.append({"name": name, **message})
         return _json(200, {"name": name})
+
+
+_FCM_FAULTS = {
+    429: ("RESOURCE_EXHAUSTED", "Quota exceeded for sending messages."),
+    500: ("INTERNAL", "Internal error encountered."),
+    503: ("UNAVAILABLE", "The service is currently unavailable."),
+}
 
 
 def _basic(user: str, password: str) -> str:

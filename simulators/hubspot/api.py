@@ -1,4 +1,4 @@
-"""The ``/crm/v3/objects`` endpoints of the HubSpot simulator (vendor doc A2, A3, A5).
+"""The ``/crm/v3/objects`` endpoints of the HubSpot simulator (docs/vendors/hubspot.md).
 
 :class:`CrmApi` answers requests that already passed auth and rate limits; the
 simulator holds the lock around it.

@@ -1,4 +1,4 @@
-"""Credentials and rate limits of the HubSpot simulator (vendor doc A1 and A4).
+"""Credentials and rate limits of the HubSpot simulator (docs/vendors/hubspot.md).
 
 Both take ``now`` (epoch seconds) from the simulator's injectable clock and are used
 under its lock, so they are plain, single-threaded bookkeeping.
@@ -27,7 +27,7 @@ PRIVATE_APP_DAILY = {
     "professional": 650_000,
     "enterprise": 1_000_000,
 }
-#: Public (OAuth) apps: per installing account, searches excluded (vendor doc A4).
+#: Public (OAuth) apps: per installing account, searches excluded (docs/vendors/hubspot.md).
 OAUTH_BURST = 110
 SEARCH_PER_SECOND = 5
 PRIVATE_ACCOUNT = "private-app"

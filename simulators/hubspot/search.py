@@ -1,6 +1,6 @@
 """The CRM search language of the HubSpot simulator: filters, sorts and full-text query.
 
-Filters in one group are ANDed, groups are ORed (vendor doc A2). Date properties
+Filters in one group are ANDed, groups are ORed (docs/vendors/hubspot.md). Date properties
 compare as instants, whether the stored or wanted value is epoch-ms or ISO-8601.
 """
 

@@ -5,8 +5,8 @@ either in-process (``httpx.MockTransport(sim)``) or over a socket (``with sim:``
 :mod:`simulators.base`). It keeps contacts and engagements, pages and searches them as
 HubSpot does (10,000-result search cap included), checks bearer tokens, issues OAuth
 tokens, enforces the 10-second and search rate limits with HubSpot's headers and 429
-bodies, answers injected faults in HubSpot's shapes, and signs webhook deliveries, as
-HubSpot's public developer documentation describes them.
+bodies, answers injected faults in HubSpot's shapes, and signs webhook deliveries.
+Vendor facts: docs/vendors/hubspot.md.
 
 Run it standalone (``python -m simulators.hubspot.server`` is the older spelling)::
 

@@ -1,6 +1,6 @@
 """Records of the HubSpot simulator: one id-ordered store per object type.
 
-Property names and record shapes are HubSpot's (vendor doc A3): property values are
+Property names and record shapes are HubSpot's (docs/vendors/hubspot.md): property values are
 strings or None, timestamps are ISO-8601 with milliseconds and a ``Z``.
 """
 

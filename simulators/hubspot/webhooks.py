@@ -1,4 +1,4 @@
-"""HubSpot webhook signatures and deliveries (vendor doc A6).
+"""HubSpot webhook signatures and deliveries (docs/vendors/hubspot.md#webhook-signatures).
 
 * v1: ``hex(sha256(client_secret + body))``
 * v2: ``hex(sha256(client_secret + METHOD + URI + body))``
@@ -16,7 +16,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-#: The only escapes v3 decodes in the URI before signing (vendor doc A6, step 2).
+#: The only escapes v3 decodes in the URI before signing (docs/vendors/hubspot.md, step 2).
 V3_DECODED = {
     "%3A": ":",
     "%2F": "/",

@@ -1,9 +1,9 @@
 """The Marketing 3.0 endpoints of the Mailchimp simulator over its in-memory state.
 
 :class:`AudienceApi` answers requests that already passed auth and the connection limit;
-the simulator holds its lock around it.  Shapes and errors are Mailchimp's (vendor doc
-B2, B3, B5): collections ``{<items>, total_items, _links}``, ``offset``/``count`` paging
-(``count`` at most 1000), ``application/problem+json`` errors.
+the simulator holds its lock around it.  Shapes and errors are Mailchimp's
+(docs/vendors/mailchimp.md): collections ``{<items>, total_items, _links}``,
+``offset``/``count`` paging (``count`` at most 1000), ``application/problem+json`` errors.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ class AudienceApi:
     def new_member(self, list_id: str, email: str, status: str, **fields: Any) -> dict[str, Any]:
         """Store a member created now (or at ``fields["last_changed"]``)."""
         now = stamp(self.clock())
-        member = {
+        member: dict[str, Any] = {
             "id": subscriber_hash(email),
             "email_address": email,
             "unique_email_id": secrets.token_hex(5),

@@ -1,37 +1,36 @@
 """A stateful Mailchimp Marketing 3.0 simulator that behaves like Mailchimp over HTTP.
 
 Tests and the demo talk to it instead of ``<dc>.api.mailchimp.com``, in-process
-(``httpx.MockTransport(sim)``) or over a socket (``simulators.server.serve(sim)``;
-point the integration's ``base_url`` at ``<server>/3.0``).  It keeps audiences, members
+(``httpx.MockTransport(sim)``) or over a socket (``with sim:``, see :mod:`simulators.base`;
+point the integration's ``base_url`` at ``<url>/3.0``).  It keeps audiences, members
 (subscriber hash keyed), tags, sent campaigns and their email activity; pages with
 ``offset``/``count``/``total_items``; checks the API key (HTTP Basic, any username) or
 OAuth bearer tokens; answers 429 when more than 10 requests are in flight at once (or on
-demand); injects faults; and builds webhook deliveries exactly as Mailchimp posts them.
-Vendor facts: ``/work/shared/vendors/hubspot-mailchimp.md`` section B.
+demand); answers injected faults as Mailchimp errors; and builds webhook deliveries
+exactly as Mailchimp posts them.  Vendor facts: docs/vendors/mailchimp.md.
 
-Run it standalone::
+Run it standalone (``python -m simulators.mailchimp.server`` is the older spelling)::
 
-    python -m simulators.mailchimp.server --port 8766 --members 1000
+    python -m simulators.mailchimp --port 8766 --members 1000
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
+import runpy
 import secrets
-import signal
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
+from simulators.base import Simulator
 from simulators.mailchimp.api import (
     AudienceApi,
     AudienceState,
@@ -41,7 +40,7 @@ from simulators.mailchimp.api import (
     subscriber_hash,
 )
 
-__all__ = ["LoggedRequest", "MailchimpSimulator"]
+__all__ = ["MailchimpSimulator"]
 
 DEFAULT_KEY = "0123456789abcdef0123456789abcdef-us21"
 DEFAULT_LIST = "a6b5da1054"
@@ -51,31 +50,16 @@ FIRST_NAMES = ("Jane", "John", "Amara", "Kenji", "Lucia", "Omar", "Priya", "Sven
 LAST_NAMES = ("Doe", "Smith", "Okafor", "Tanaka", "Rossi", "Haddad", "Iyer", "Berg", "Lee", "Khan")
 
 
-@dataclass(frozen=True)
-class LoggedRequest:
-    """One request the simulator answered."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    status: int
-
-
-@dataclass
-class _Fault:
-    remaining: int
-    status: int
-    path_prefix: str
-    retry_after: float | None = None
-
-
-class MailchimpSimulator:
+class MailchimpSimulator(Simulator):
     """Mailchimp's audience members, campaigns, reports, auth, limits and webhooks.
 
     Call it with an ``httpx.Request`` to get an ``httpx.Response``.  ``latency`` (seconds)
     is spent per request while it counts as in flight, so concurrency is observable;
-    ``clock`` (epoch seconds) drives every timestamp.
+    ``clock`` (epoch seconds) drives every timestamp.  An injected 429 carries no
+    Retry-After unless ``fail_next`` is given one, as Mailchimp sends none.
     """
+
+    name = "Mailchimp"
 
     def __init__(
         self,
@@ -89,34 +73,33 @@ class MailchimpSimulator:
     ) -> None:
         self.api_key, self.access_tokens = api_key, set(access_tokens)
         self.list_id, self.max_connections, self.latency = list_id, max_connections, latency
-        self.clock = clock
+        super().__init__(clock=clock)
         self.state = AudienceState(lists={list_id: {}})
         self.api = AudienceApi(self.state, clock)
-        self.requests: list[LoggedRequest] = []
         self.max_in_flight = 0
         self._in_flight = 0
-        self._faults: list[_Fault] = []
-        self._lock = threading.RLock()
         self._count_lock = threading.Lock()
 
     # ----------------------------------------------------------------- HTTP
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        """Answer one HTTP request as Mailchimp would, and log it."""
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        """Answer one HTTP request as Mailchimp would."""
         with self._counted() as in_flight:
             if in_flight > self.max_connections:
-                response = problem_response(429, "Too Many Requests", TOO_MANY)
-            else:
-                if self.latency:
-                    time.sleep(self.latency)
-                with self._lock:
-                    response = self._respond(request)
-        with self._lock:
-            query = dict(request.url.params)
-            self.requests.append(
-                LoggedRequest(request.method, request.url.path, query, response.status_code)
-            )
-        return response
+                return problem_response(429, "Too Many Requests", TOO_MANY)
+            if self.latency:
+                time.sleep(self.latency)
+            with self._lock:
+                return self._respond(request)
+
+    def is_api_call(self, request: httpx.Request) -> bool:
+        return request.url.path.startswith("/3.0/")
+
+    def fault_response(self, status: int) -> httpx.Response:
+        if status == 429:
+            return problem_response(429, "Too Many Requests", TOO_MANY)
+        detail = "An unexpected internal error has occurred. Please try again later."
+        return problem_response(status, "Internal Server Error", detail)
 
     @contextmanager
     def _counted(self) -> Iterator[int]:
@@ -131,9 +114,6 @@ class MailchimpSimulator:
                 self._in_flight -= 1
 
     def _respond(self, request: httpx.Request) -> httpx.Response:
-        fault = self._take_fault(request.url.path)
-        if fault is not None:
-            return fault
         refused = self._authenticate(request)
         if refused is not None:
             return refused
@@ -156,37 +136,6 @@ class MailchimpSimulator:
             return None
         detail = "Your API key may be invalid, or you've attempted to access the wrong datacenter."
         return problem_response(401, "API Key Invalid", detail)
-
-    def _take_fault(self, path: str) -> httpx.Response | None:
-        fault = next((f for f in self._faults if path.startswith(f.path_prefix)), None)
-        if fault is None:
-            return None
-        fault.remaining -= 1
-        if fault.remaining <= 0:
-            self._faults.remove(fault)
-        if fault.status == 429:
-            headers = {}
-            if fault.retry_after is not None:
-                seconds = fault.retry_after
-                headers["Retry-After"] = str(int(seconds) if seconds == int(seconds) else seconds)
-            return problem_response(429, "Too Many Requests", TOO_MANY, headers)
-        detail = "An unexpected internal error has occurred. Please try again later."
-        return problem_response(fault.status, "Internal Server Error", detail)
-
-    # ------------------------------------------------------------ fault injection
-
-    def fail_next(self, n: int = 1, status: int = 500, path_prefix: str = "/3.0/") -> None:
-        """Answer the next ``n`` requests under ``path_prefix`` with ``status``."""
-        with self._lock:
-            self._faults.append(_Fault(n, status, path_prefix))
-
-    def throttle_next(
-        self, n: int = 1, retry_after: float | None = None, path_prefix: str = "/3.0/"
-    ) -> None:
-        """Answer the next ``n`` requests with a 429 (Mailchimp sends no Retry-After; give
-        ``retry_after`` to add one)."""
-        with self._lock:
-            self._faults.append(_Fault(n, 429, path_prefix, retry_after))
 
     # ----------------------------------------------------------------- members
 
@@ -331,26 +280,5 @@ def _brackets(key: str | tuple[str, ...]) -> str:
     return "".join(f"[{part}]" for part in parts)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Serve a seeded simulator until Ctrl-C, printing its base URL."""
-    from simulators.server import serve
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--port", type=int, default=8766)
-    parser.add_argument("--members", type=int, default=100)
-    parser.add_argument("--api-key", default=DEFAULT_KEY)
-    args = parser.parse_args(argv)
-    sim = MailchimpSimulator(api_key=args.api_key)
-    sim.add_members(args.members)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with serve(sim, port=args.port) as server:
-        print(f"Mailchimp simulator at {server.base_url}/3.0 (list {sim.list_id})", flush=True)
-        try:
-            stop.wait()
-        except KeyboardInterrupt:
-            pass
-
-
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # the command lives in simulators/mailchimp/__main__.py
+    runpy.run_module("simulators.mailchimp", run_name="__main__")

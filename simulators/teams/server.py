@@ -5,12 +5,13 @@ bearer tokens, keeps users, calendar events (``isOnlineMeeting`` gives a Teams j
 online meetings with attendance reports and records, and change-notification
 subscriptions that expire; it pages every collection with absolute ``@odata.nextLink``
 URLs (``$top``/``$skiptoken``; ``next_link_base`` makes them point at another host),
-filters events on ``lastModifiedDateTime ge`` and meetings on ``JoinWebUrl eq``, injects
-429 + Retry-After and 5xx faults, and builds change and lifecycle notifications carrying
-each subscription's clientState.  Vendor facts: ``shared/vendors/zoom-teams.md`` B.
+filters events on ``lastModifiedDateTime ge`` and meetings on ``JoinWebUrl eq``, answers
+injected faults as Graph errors, and builds change and lifecycle notifications carrying
+each subscription's clientState.  Vendor facts: docs/vendors/teams.md.
 
-Use it in-process (``httpx.MockTransport(sim)``) or over a socket
-(``simulators.server.serve(sim)``), Graph and login on the same server.
+Use it in-process (``httpx.MockTransport(sim)``) or over a socket (``with sim:``, see
+:mod:`simulators.base`), Graph and login on the same server.  Run it standalone:
+``python -m simulators.teams --port 8768``.
 """
 
 from __future__ import annotations
@@ -18,18 +19,17 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import threading
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from simulators.base import Simulator
 from simulators.teams.store import GraphStore, Meeting, graph_time, parse_graph_time
 
-__all__ = ["GraphSimulator", "LoggedRequest"]
+__all__ = ["GraphSimulator"]
 
 DEFAULT_TOP = 10
 MAX_TOP = 1000
@@ -38,23 +38,16 @@ _FILTER_SINCE = re.compile(r"lastModifiedDateTime ge (\S+)", re.IGNORECASE)
 _FILTER_JOIN = re.compile(r"JoinWebUrl eq '(.+)'", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class LoggedRequest:
-    """One request the simulator answered."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    status: int
-
-
-def error(status: int, code: str, message: str, headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+def error(status: int, code: str, message: str) -> httpx.Response:
     body = {"error": {"code": code, "message": message, "innerError": {"request-id": "sim"}}}
-    return httpx.Response(status, json=body, headers=headers)
+    return httpx.Response(status, json=body)
 
 
-class GraphSimulator:
-    """Microsoft Graph (v1.0) for one tenant, plus its login endpoint."""
+class GraphSimulator(Simulator):
+    """Microsoft Graph (v1.0) for one tenant, plus its login endpoint (which injected
+    faults spare unless given a ``path_prefix``)."""
+
+    name = "Teams"
 
     def __init__(
         self,
@@ -65,27 +58,16 @@ class GraphSimulator:
         token_ttl: int = 3599,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(clock=clock)
         self.tenant_id, self.client_id, self.client_secret = tenant_id, client_id, client_secret
-        self.token_ttl, self.clock = token_ttl, clock
+        self.token_ttl = token_ttl
         self.store = GraphStore(tenant_id)
         self.tokens: dict[str, float] = {}  # access token -> expiry (epoch s)
         self.tokens_issued = 0
         self.next_link_base: str | None = None
-        self.requests: list[LoggedRequest] = []
-        self._faults: list[list[Any]] = []  # [remaining, status, retry_after]
         self._unbroken: dict[str, Any] = {}
-        self._lock = threading.RLock()
 
     # --- test controls -------------------------------------------------------------------
-
-    def throttle_next(self, count: int, *, retry_after: float | None = 1) -> None:
-        """Answer the next ``count`` Graph calls with 429 TooManyRequests."""
-        with self._lock:
-            self._faults.append([count, 429, retry_after])
-
-    def fail_next(self, count: int, *, status: int = 503) -> None:
-        with self._lock:
-            self._faults.append([count, status, None])
 
     def expire_tokens(self) -> None:
         """Every issued token stops working (as if its hour had passed)."""
@@ -129,7 +111,7 @@ class GraphSimulator:
         with self._lock:
             event = self.store.events.get(event_id)
             url = ((event or {}).get("onlineMeeting") or {}).get("joinUrl")
-            return self.store.meeting_by_join_url(event["_owner"], url) if url else None
+            return self.store.meeting_by_join_url(event["_owner"], url) if event and url else None
 
     def end_session(self, meeting_id: str, attendance: list[dict[str, Any]]) -> str:
         """Close a session of ``meeting_id``; ``attendance`` are attendanceRecord objects."""
@@ -179,28 +161,23 @@ class GraphSimulator:
 
     # --- HTTP ----------------------------------------------------------------------------
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
+    def handle(self, request: httpx.Request) -> httpx.Response:
         with self._lock:
-            response = self._respond(request)
-            response.read()
-            self.requests.append(
-                LoggedRequest(
-                    request.method,
-                    request.url.path,
-                    dict(request.url.params),
-                    response.status_code,
-                )
-            )
-            return response
+            return self._respond(request)
+
+    def is_api_call(self, request: httpx.Request) -> bool:
+        return _TOKEN.match(request.url.path.removeprefix("/v1.0")) is None
+
+    def fault_response(self, status: int) -> httpx.Response:
+        if status == 429:
+            return error(429, "TooManyRequests", "Too many requests.")
+        return error(status, "serviceNotAvailable", "Injected failure")
 
     def _respond(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path.removeprefix("/v1.0")
         token_route = _TOKEN.match(path)
         if token_route and request.method == "POST":
             return self._token(token_route.group(1), request)
-        fault = self._take_fault()
-        if fault is not None:
-            return fault
         denied = self._authenticate(request)
         if denied is not None:
             return denied
@@ -223,8 +200,8 @@ class GraphSimulator:
             self.client_id,
             self.client_secret,
         ):
-            body = {"error": "invalid_client", "error_description": "AADSTS7000215"}
-            return httpx.Response(401, json=body)
+            refusal = {"error": "invalid_client", "error_description": "AADSTS7000215"}
+            return httpx.Response(401, json=refusal)
         token = f"eyJ0eXAi.{secrets.token_urlsafe(24)}"
         self.tokens[token] = self.clock() + self.token_ttl
         self.tokens_issued += 1
@@ -240,23 +217,16 @@ class GraphSimulator:
             )
         return None
 
-    def _take_fault(self) -> httpx.Response | None:
-        if not self._faults:
-            return None
-        fault = self._faults[0]
-        fault[0] -= 1
-        if fault[0] <= 0:
-            self._faults.pop(0)
-        if fault[1] != 429:
-            return error(fault[1], "serviceNotAvailable", "Injected failure")
-        headers = {} if fault[2] is None else {"Retry-After": f"{fault[2]:g}"}
-        return error(429, "TooManyRequests", "Too many requests.", headers)
-
     def _route(self, request: httpx.Request, path: str) -> httpx.Response:
         method, parts = request.method, [p for p in path.split("/") if p]
         body = json.loads(request.content) if request.content else {}
         if parts[:1] == ["subscriptions"]:
             return self._subscriptions(method, parts[1:], body)
+        if len(parts) == 2 and parts[0] == "users" and method == "GET":
+            user = self.store.user(urllib.parse.unquote(parts[1]))
+            if user is None:
+                raise KeyError(path)
+            return httpx.Response(200, json=user)
         if len(parts) < 3 or parts[0] != "users":
             raise KeyError(path)
         owner_id = self._user_id(parts[1])
@@ -334,8 +304,8 @@ class GraphSimulator:
             for name in ("changeType", "notificationUrl", "resource", "expirationDateTime"):
                 if not body.get(name):
                     raise ValueError(f"{name} is required")
-            subscription = self.store.create_subscription(body, now)
-            return httpx.Response(201, json=self.store.subscription_json(subscription))
+            created = self.store.create_subscription(body, now)
+            return httpx.Response(201, json=self.store.subscription_json(created))
         subscription = self.store.live_subscription(rest[0], now) if rest else None
         if subscription is None:
             raise KeyError("subscription")

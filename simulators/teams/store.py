@@ -1,5 +1,5 @@
 """The state of the Microsoft Graph simulator: users, calendar events, online meetings with
-their attendance reports, and change-notification subscriptions (vendor doc B2, B5).
+their attendance reports, and change-notification subscriptions (docs/vendors/teams.md).
 
 Plain bookkeeping used under the simulator's lock; ``now`` comes from its clock.
 """
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-#: Teams/Outlook subscriptions live at most this long (vendor doc B5; configurable).
+#: Teams/Outlook subscriptions live at most this long (docs/vendors/teams.md; configurable).
 MAX_SUBSCRIPTION_MINUTES = 4230
 
 
@@ -86,9 +86,9 @@ class GraphStore:
         """A calendar event; ``isOnlineMeeting`` gives it a Teams meeting and join URL."""
         transaction = body.get("transactionId")
         if transaction:
-            for event in self.events.values():
-                if event["_owner"] == owner_id and event.get("transactionId") == transaction:
-                    return event
+            for existing in self.events.values():
+                if existing["_owner"] == owner_id and existing.get("transactionId") == transaction:
+                    return existing
         event_id = f"AAMkAG{next(self._seq):08d}="
         event: dict[str, Any] = {
             "id": event_id,

@@ -1,14 +1,15 @@
 """A stateful Zoom API v2 simulator that behaves like Zoom over HTTP.
 
 Connector tests talk to it instead of zoom.us / api.zoom.us, either in-process
-(``httpx.MockTransport(sim)``) or over a socket (``simulators.server.serve(sim)``;
+(``httpx.MockTransport(sim)``) or over a socket (``with sim:``, see :mod:`simulators.base`;
 the same server answers the OAuth host and the API host).  It issues Server-to-Server
 OAuth tokens that expire, keeps meetings, registrants, past participants and recordings,
 pages lists with ``page_size`` + ``next_page_token``, answers errors with Zoom's
-``{"code", "message"}`` bodies, injects 429s (with Retry-After and Zoom's rate headers)
-and 5xx on request, and builds signed webhook deliveries as Zoom sends them.
-Vendor facts: ``/work/shared/vendors/zoom-teams.md`` section A (section C: the
-unconfirmed behaviours are options here).
+``{"code", "message"}`` bodies (injected 429s with Zoom's rate headers too), and builds
+signed webhook deliveries as Zoom sends them.  Vendor facts: docs/vendors/zoom.md (the
+behaviours it leaves unconfirmed are options here).
+
+Run it standalone: ``python -m simulators.zoom --port 8767``.
 """
 
 from __future__ import annotations
@@ -19,21 +20,21 @@ import hmac
 import json
 import re
 import secrets
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
 import httpx
 
+from simulators.base import Simulator
 from simulators.zoom.store import Meeting, PageError, ZoomStore, iso
 
-__all__ = ["LoggedRequest", "ZoomSimulator"]
+__all__ = ["ZoomSimulator"]
 
 QPS_MESSAGE = "You have reached the maximum per-second rate limit for this API. Try again later."
 _ROUTES: tuple[tuple[str, re.Pattern[str], str, str], ...] = (
+    ("GET", re.compile(r"^/v2/users/me$"), "get_me", "Light"),
     ("GET", re.compile(r"^/v2/users/[^/]+/meetings$"), "list_meetings", "Medium"),
     ("POST", re.compile(r"^/v2/users/[^/]+/meetings$"), "create_meeting", "Medium"),
     ("GET", re.compile(r"^/v2/meetings/(\d+)$"), "get_meeting", "Light"),
@@ -47,16 +48,6 @@ _ROUTES: tuple[tuple[str, re.Pattern[str], str, str], ...] = (
 )
 
 
-@dataclass(frozen=True)
-class LoggedRequest:
-    """One request the simulator answered."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    status: int
-
-
 class ApiError(Exception):
     def __init__(self, status: int, code: int, message: str) -> None:
         super().__init__(message)
@@ -67,12 +58,15 @@ def error(status: int, code: int, message: str, **headers: str) -> httpx.Respons
     return httpx.Response(status, json={"code": code, "message": message}, headers=headers)
 
 
-class ZoomSimulator:
+class ZoomSimulator(Simulator):
     """Zoom's S2S OAuth, meetings, registrants, participants, recordings and webhooks.
 
     ``invalidate_old_tokens`` makes a new token revoke the previous one (seen on old
-    forum threads, UNCONFIRMED); ``clock`` drives token expiry and timestamps.
+    forum threads, UNCONFIRMED); ``clock`` drives token expiry and timestamps.  Injected
+    faults (``fail_next``) apply to ``/v2/`` unless given a ``path_prefix``.
     """
+
+    name = "Zoom"
 
     def __init__(
         self,
@@ -85,37 +79,33 @@ class ZoomSimulator:
         invalidate_old_tokens: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(clock=clock)
         self.account_id, self.client_id, self.client_secret = account_id, client_id, client_secret
         self.webhook_secret, self.token_ttl = webhook_secret, token_ttl
-        self.invalidate_old_tokens, self.clock = invalidate_old_tokens, clock
+        self.invalidate_old_tokens = invalidate_old_tokens
         self.store = ZoomStore()
         self.tokens: dict[str, float] = {}
-        self.requests: list[LoggedRequest] = []
-        self._faults: list[tuple[int, float | None]] = []
-        self._lock = threading.RLock()
 
     # ----------------------------------------------------------------- HTTP
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
+    def handle(self, request: httpx.Request) -> httpx.Response:
         with self._lock:
-            response = self._respond(request)
-            response.request = request
-            self.requests.append(
-                LoggedRequest(
-                    request.method,
-                    request.url.path,
-                    dict(request.url.params),
-                    response.status_code,
-                )
-            )
-            return response
+            return self._respond(request)
+
+    def is_api_call(self, request: httpx.Request) -> bool:
+        return request.url.path.startswith("/v2/")
+
+    def fault_response(self, status: int) -> httpx.Response:
+        if status != 429:
+            return error(status, status, "Internal server error (injected).")
+        headers = {"X-RateLimit-Category": "Medium", "X-RateLimit-Type": "QPS"}
+        headers |= {"X-RateLimit-Limit": "20", "X-RateLimit-Remaining": "0"}
+        return error(429, 429, QPS_MESSAGE, **headers)
 
     def _respond(self, request: httpx.Request) -> httpx.Response:
         path = unquote(request.url.raw_path.split(b"?")[0].decode())  # Zoom decodes once
         if path == "/oauth/token" and request.method == "POST":
             return self._token(request)
-        if self._faults:
-            return self._fault()
         if not self._authorized(request):
             return error(401, 124, "Invalid access token.")
         for method, pattern, name, label in _ROUTES:
@@ -132,16 +122,6 @@ class ZoomSimulator:
                 return response
         return error(404, 404, f"No route for {request.method} {path}")
 
-    def _fault(self) -> httpx.Response:
-        status, retry_after = self._faults.pop(0)
-        if status != 429:
-            return error(status, status, "Internal server error (injected).")
-        headers = {"X-RateLimit-Category": "Medium", "X-RateLimit-Type": "QPS"}
-        headers |= {"X-RateLimit-Limit": "20", "X-RateLimit-Remaining": "0"}
-        if retry_after is not None:
-            headers["Retry-After"] = str(int(retry_after))
-        return error(429, 429, QPS_MESSAGE, **headers)
-
     def _token(self, request: httpx.Request) -> httpx.Response:
         params = dict(request.url.params)
         if request.content:
@@ -152,8 +132,8 @@ class ZoomSimulator:
         except (ValueError, UnicodeDecodeError):
             pair = ""
         if pair != f"{self.client_id}:{self.client_secret}":
-            body = {"reason": "Invalid client_id or client_secret", "error": "invalid_client"}
-            return httpx.Response(401, json=body)
+            refusal = {"reason": "Invalid client_id or client_secret", "error": "invalid_client"}
+            return httpx.Response(401, json=refusal)
         if params.get("grant_type") != "account_credentials":
             return httpx.Response(
                 400, json={"reason": "Unsupported grant type", "error": "unsupported_grant_type"}
@@ -185,6 +165,11 @@ class ZoomSimulator:
         if meeting is None:
             raise ApiError(404, 3001, f"Meeting {meeting_id} is not found or has expired.")
         return meeting
+
+    def _get_me(self, request: httpx.Request) -> httpx.Response:
+        """The app's user (Server-to-Server apps act as the account's owner)."""
+        body = {"id": "u_owner", "email": "owner@zoom.test", "account_id": self.account_id}
+        return httpx.Response(200, json={**body, "type": 2, "status": "active"})
 
     def _list_meetings(self, request: httpx.Request) -> httpx.Response:
         meetings = [m.json() for m in self.store.meetings.values()]
@@ -260,15 +245,6 @@ class ZoomSimulator:
         return httpx.Response(200, json=page)
 
     # --------------------------------------------------------- test helpers
-
-    def throttle_next(self, count: int, retry_after: float | None = 1) -> None:
-        """Answer the next ``count`` API calls with 429 (QPS) and Retry-After."""
-        with self._lock:
-            self._faults += [(429, retry_after)] * count
-
-    def fail_next(self, count: int, status: int = 503) -> None:
-        with self._lock:
-            self._faults += [(status, None)] * count
 
     def expire_tokens(self) -> None:
         """Every issued token expires now (Zoom answers 401 code 124 to it)."""

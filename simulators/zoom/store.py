@@ -1,5 +1,5 @@
 """The state of the Zoom simulator: meetings, registrants, past participants, recordings,
-and the ``next_page_token`` paging Zoom lists use (vendor doc A2, A3)."""
+and the ``next_page_token`` paging Zoom lists use (docs/vendors/zoom.md)."""
 
 from __future__ import annotations
 

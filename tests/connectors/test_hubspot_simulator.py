@@ -1,6 +1,7 @@
-"""The HubSpot simulator behaves like HubSpot over HTTP (vendor doc A, hubspot-mailchimp.md).
+"""The HubSpot simulator behaves like HubSpot over HTTP (docs/vendors/hubspot.md).
 
-Signature expectations are copied verbatim from the vendor doc's worked examples.
+Signature expectations are copied verbatim from the worked examples in
+docs/vendors/hubspot.md#worked-examples.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ CONTACTS = "/crm/v3/objects/contacts"
 SEARCH = f"{CONTACTS}/search"
 ROOT = Path(__file__).resolve().parents[2]
 
-# Vendor doc A6, worked examples (exact bytes).
+# docs/vendors/hubspot.md#worked-examples (exact bytes).
 SECRET_D = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"
 SECRET_O = "8a2f5c1e-3b7d-4e9a-b6c0-1d2e3f4a5b6c"
 BODY_D = (
@@ -436,13 +437,13 @@ def test_injected_failures_and_throttles_answer_only_the_next_requests(
     sim: HubSpotSimulator, local: httpx.Client
 ) -> None:
     sim.fail_next(2, status=503)
-    sim.throttle_next(1, retry_after=3)
+    sim.fail_next(status=429, retry_after=3)
     statuses = [local.get(CONTACTS).status_code for _ in range(4)]
     assert statuses == [503, 503, 429, 200]
     assert [entry.status for entry in sim.requests] == statuses
-    throttled = [e for e in sim.requests if e.status == 429]
+    throttled = sim.requests.where(status=429)
     assert throttled[0].path == CONTACTS
-    sim.throttle_next(1, retry_after=3)
+    sim.fail_next(status=429, retry_after=3)
     response = local.get(CONTACTS)
     assert response.headers["Retry-After"] == "3"
     assert response.json()["policyName"] == "TEN_SECONDLY_ROLLING"

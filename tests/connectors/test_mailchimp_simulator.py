@@ -1,4 +1,4 @@
-"""The Mailchimp simulator behaves like Mailchimp (vendor doc B): offset paging with
+"""The Mailchimp simulator behaves like Mailchimp (docs/vendors/mailchimp.md): offset paging with
 total_items, problem+json errors, auth, member upserts and the connection limit."""
 
 from __future__ import annotations
@@ -105,8 +105,8 @@ def test_more_than_ten_requests_in_flight_get_429(sim: MailchimpSimulator) -> No
 def test_injected_throttles_carry_retry_after_only_when_asked(
     sim: MailchimpSimulator, client: httpx.Client
 ) -> None:
-    sim.throttle_next(1)
-    sim.throttle_next(1, retry_after=2)
+    sim.fail_next(status=429)
+    sim.fail_next(status=429, retry_after=2)
     plain, timed = client.get(MEMBERS), client.get(MEMBERS)
     assert (plain.status_code, "retry-after" in plain.headers) == (429, False)
     assert (timed.status_code, timed.headers["retry-after"]) == (429, "2")

@@ -25,7 +25,7 @@ def _worker(sync_worker: Any) -> Iterator[None]:
 
 
 def calls(vendor: Vendor, method: str, fragment: str) -> int:
-    return sum(1 for r in vendor.sim.requests if r.method == method and fragment in r.path)
+    return len(vendor.sim.requests.where(method=method, path_contains=fragment))
 
 
 def test_an_event_gets_one_meeting_which_follows_its_changes_and_cancellation(
@@ -163,7 +163,7 @@ def test_the_token_is_cached_encrypted_and_fetched_again_after_a_401(app_db: Dat
         run = vendor.sync(streams=["meetings"])
         assert (run.status, run.records_processed) == ("success", 1)
         assert calls(vendor, "POST", "/oauth/token") == 2
-        assert sum(1 for r in vendor.sim.requests if r.status == 401) == 1
+        assert len(vendor.sim.requests.where(status=401)) == 1
         with app_db.tenant(vendor.org_id) as session:
             integration = session.get(Integration, vendor.integration_id)
             assert decrypt_credentials(integration)["access_token"].get_secret_value() != first

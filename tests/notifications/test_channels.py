@@ -6,6 +6,7 @@ from __future__ import annotations
 from models.notification_delivery import PushDevice
 from models.session import Database
 from notifications import Audience, Content, send
+from simulators.base import UNTIL_CLEARED
 from tests.notifications.conftest import Org, Providers, deliver_all, deliveries
 
 
@@ -58,7 +59,7 @@ def test_a_redelivered_task_sends_nothing_twice(
 def test_a_provider_that_is_down_hands_over_to_the_fallback(
     db: Database, org: Org, providers: Providers
 ) -> None:
-    providers.sms.down = True
+    providers.sms.fail_next(UNTIL_CLEARED, status=503)
     send(
         db,
         org.id,
@@ -76,7 +77,8 @@ def test_a_provider_that_is_down_hands_over_to_the_fallback(
 def test_a_failed_send_is_retried_then_succeeds(
     db: Database, org: Org, providers: Providers
 ) -> None:
-    providers.sms.down = providers.sms_backup.down = True
+    for sms in (providers.sms, providers.sms_backup):
+        sms.fail_next(UNTIL_CLEARED, status=503)
     send(
         db,
         org.id,
@@ -86,7 +88,8 @@ def test_a_failed_send_is_retried_then_succeeds(
 
     first = deliver_all(db, org.id)
     (waiting,) = deliveries(db, org.id)
-    providers.sms.down = providers.sms_backup.down = False
+    providers.sms.clear_faults()
+    providers.sms_backup.clear_faults()
     deliver_all(db, org.id)
 
     assert first.retrying == 1
@@ -98,7 +101,8 @@ def test_a_failed_send_is_retried_then_succeeds(
 def test_a_send_that_keeps_failing_gives_up_with_the_reason(
     db: Database, org: Org, providers: Providers
 ) -> None:
-    providers.sms.down = providers.sms_backup.down = True
+    for sms in (providers.sms, providers.sms_backup):
+        sms.fail_next(UNTIL_CLEARED, status=503)
     send(
         db,
         org.id,
