@@ -19,7 +19,7 @@ functions are pure: vendor record in, :class:`MappedRecord` out, or
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -31,10 +31,10 @@ if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement
 
     from connectors.http import VendorClient
-    from connectors.ratelimit import Limit
+    from connectors.ratelimit import Concurrency, Limit
     from models.base import Base
     from models.integrations import Integration
-    from models.session import PlugsSession
+    from models.session import Database, PlugsSession
 
 JSONDict = dict[str, Any]
 
@@ -157,7 +157,10 @@ class ExportStream:
     name: str
     entity: type[Base]
     pull_stream: str
-    push: Callable[[VendorClient, Sequence[Any]], list[PushResult]]
+    #: Called as ``push(client, rows)``.  A push that needs this integration's settings (a
+    #: path, a host) takes them as keyword-only parameters, bound by the connector's
+    #: :meth:`Connector.export_stream` with :func:`functools.partial`.
+    push: Callable[..., list[PushResult]]
     #: The columns the pull stream's mapper writes: a row whose values differ from the
     #: ones last synced has changed here and is pushed.
     columns: tuple[str, ...]
@@ -225,16 +228,20 @@ class Connector:
     integration_type: ClassVar[str]
     credential_fields: ClassVar[tuple[CredentialField, ...]] = ()
     default_base_url: ClassVar[str]
-    allowed_hosts: ClassVar[tuple[str, ...]] = ()
     streams: ClassVar[tuple[Stream, ...]] = ()
     export_streams: ClassVar[tuple[ExportStream, ...]] = ()
-    rate_limit: ClassVar[Limit | None] = None
     #: Status code -> action overrides for this vendor (see connectors.http.STATUS_ACTIONS).
     status_actions: ClassVar[Mapping[int, Any]] = {}
     #: Webhook deliveries larger than this are refused (413) before they are read whole.
     webhook_max_bytes: ClassVar[int] = 1 << 20
     #: The status a stored delivery is acknowledged with (Graph expects 202).
     webhook_ack_status: ClassVar[int] = 200
+    #: Request headers that carry a delivery's credential, signature or timestamp (lower
+    #: case): the receiver refuses a request repeating any of them before verifying it, as
+    #: the copy we check need not be the copy a proxy or another reader checked.
+    webhook_security_headers: ClassVar[tuple[str, ...]] = ("authorization",)
+    #: Query parameters that do the same (a secret in the URL), refused when repeated too.
+    webhook_security_params: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, integration: Integration, credentials: Mapping[str, Any]) -> None:
         self.integration = integration
@@ -243,6 +250,19 @@ class Connector:
     @property
     def base_url(self) -> str:
         return str(self.integration.settings.get("base_url") or self.default_base_url)
+
+    # Two settings a subclass declares as class attributes, or as properties when they
+    # depend on the integration (HubSpot's and Zoom's limits, Teams' hosts).
+
+    @property
+    def allowed_hosts(self) -> tuple[str, ...]:
+        """Hosts besides ``base_url``'s the client may follow links to."""
+        return ()
+
+    @property
+    def rate_limit(self) -> Limit | Concurrency | None:
+        """The limit the vendor account's requests share; None: no limit of ours."""
+        return None
 
     def account_key(self) -> str:
         """Names the vendor account whose rate limit this integration's calls share.
@@ -298,9 +318,7 @@ class Connector:
         keys = "\n".join(sorted(event.event_id for event in events))
         return hashlib.sha256(keys.encode()).hexdigest()
 
-    def apply_webhook_event(
-        self, session: PlugsSession, event: WebhookEvent
-    ) -> SyncRequest | None:
+    def apply_webhook_event(self, session: PlugsSession, event: WebhookEvent) -> SyncRequest | None:
         """Apply one verified event in ``session`` (the organization's transaction; the
         framework wraps each event in a savepoint and writes the run's integration_logs row),
         or return a :class:`SyncRequest` for the records it names to be read again.
@@ -327,6 +345,27 @@ class Connector:
         """Whether this connector overrides :meth:`refresh_credentials`."""
         return cls.refresh_credentials is not Connector.refresh_credentials
 
+    def check_connection(self, client: VendorClient) -> str | None:
+        """Make ONE cheap authenticated call proving the credentials and settings work
+        (`plugs integrations test`, and `add` unless ``--no-verify``); return what it saw
+        worth telling (an account, an audience) or None.  Let the client's errors through
+        (:class:`~core.errors.AuthError` for refused credentials); raise
+        :class:`~core.errors.ConfigError` when the answer shows a wrong setting (404).  The
+        default fetches the first page of the first stream; a connector overrides it with
+        its vendor's cheapest authenticated endpoint."""
+        if not self.streams:
+            raise ConfigError(f"{self.provider} has no stream to check the connection with")
+        stream = self.stream(self.streams[0].name)
+        stream.paginator.fetch(client, stream, None, {})
+        return None
+
+    def delete_webhook_subscriptions(self, db: Database) -> tuple[int, list[str]]:
+        """Delete what this integration subscribed to at the vendor, as it is being removed:
+        how many were deleted, and one line per one that could not be (it then expires at
+        the vendor).  The default has nothing to delete (subscriptions made by hand in the
+        vendor's console stay the operator's)."""
+        return 0, []
+
     def auth(self) -> httpx.Auth | None:
         """The request authentication; the default sends the ``token`` credential as Bearer."""
         token = _unwrap(self.credentials.get("token"))
@@ -341,7 +380,7 @@ class BearerAuth(httpx.Auth):
     def __init__(self, token: str) -> None:
         self._token = token
 
-    def auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers["Authorization"] = f"Bearer {self._token}"
         yield request
 

@@ -37,7 +37,7 @@ from pydantic import Secret, SecretStr
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from core.errors import ConfigError, NotFoundError
+from core.errors import NotFoundError, PlatformConfigError
 from core.settings import Settings, get_settings
 from models import tenancy
 from models.integrations import Integration
@@ -55,8 +55,9 @@ Uuidish = uuid.UUID | str
 SecretValue = SecretStr | Secret[Any]
 
 
-class CredentialsError(ConfigError):
-    """Keys are missing or invalid, or stored credentials cannot be decrypted.
+class CredentialsError(PlatformConfigError):
+    """Keys are missing or invalid, or stored credentials cannot be decrypted: our
+    configuration's fault, never the vendor's (an integration is not marked ``error``).
 
     Messages name integrations and key ids only, never key material or plaintext.
     """
@@ -239,7 +240,7 @@ def store_credentials(
 ) -> None:
     """Encrypt ``fields`` into ``integration.credentials``; written when the unit of work ends."""
     if integration.organization_id is None:
-        integration.organization_id = tenancy.organization_of(session)  # type: ignore[assignment]
+        integration.organization_id = tenancy.organization_of(session)
     if integration.organization_id is None:
         raise CredentialsError("store credentials in a tenant session (no organization here)")
     if integration.id is None:

@@ -25,7 +25,7 @@ from connectors.base import JSONDict, MappedRecord, Stream
 from core.errors import SkippableRecordError
 from models import tenancy
 from models.audit_trail import record_inserts
-from models.base import Base, utcnow
+from models.base import Base, IsDeleted, utcnow
 from models.bulk import bulk_insert, jsonable
 from models.session import PlugsSession
 from models.sync_state import ExternalId
@@ -268,7 +268,7 @@ def _assign(row: Base, values: dict[str, Any]) -> None:
 
 
 def _set_deleted(row: Base, deleted: bool) -> None:
-    if not hasattr(row, "is_deleted"):
+    if not isinstance(row, IsDeleted):
         return
     if deleted and not row.is_deleted:
         row.soft_delete()

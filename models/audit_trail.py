@@ -14,12 +14,12 @@ from typing import Any
 from sqlalchemy import event, insert, inspect
 from sqlalchemy.orm import Session
 
+from core.redaction import REDACTED
 from models.audit import AuditLog
-from models.base import Base, utcnow
+from models.base import Base, OrgScoped, utcnow
 from models.bulk import bulk_insert, jsonable
 from models.organizations import Organization
 
-REDACTED = "[redacted]"
 _NOT_AUDITED = frozenset({"updated_at"})
 
 
@@ -67,7 +67,7 @@ def _update_action(old: dict[str, Any], new: dict[str, Any]) -> str:
 
 
 def _row(obj: Base, action: str, old: Any, new: Any, user_id: Any) -> dict[str, Any]:
-    org = obj.id if isinstance(obj, Organization) else obj.organization_id  # type: ignore[attr-defined]
+    org = obj.organization_id if isinstance(obj, OrgScoped) else obj.id  # an Organization: itself
     return {
         "id": uuid.uuid4(),
         "organization_id": org,
@@ -104,35 +104,40 @@ def _write_audit_rows(session: Session, _flush_context: Any) -> None:
 def record_inserts(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
     """Audit rows for rows inserted in bulk (``insert(model)`` with attribute-keyed dicts),
     which the flush listener does not see."""
+    bulk_insert(session, AuditLog.__table__, insert_audit_rows(session, model, rows))
+
+
+def insert_audit_rows(
+    session: Session, model: type[Base], rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The ``audit_logs`` rows (column-keyed) that :func:`record_inserts` writes for
+    ``rows``, for a caller that inserts them itself with the rows (none if ``model`` is not
+    audited)."""
     if not getattr(model, "__audited__", False) or not rows:
-        return
+        return []
     columns = {attr.key: attr.columns[0].name for attr in inspect(model).column_attrs}
     redacted = getattr(model, "__audit_redacted__", ())
     actor = session.info.get("user_id")
     now = utcnow()
-    bulk_insert(
-        session,
-        AuditLog.__table__,
-        [
-            {
-                "id": uuid.uuid4(),
-                "organization_id": row["organization_id"],
-                "user_id": actor,
-                "table_name": model.__tablename__,
-                "record_id": row["id"],
-                "action": "create",
-                "old_values": None,
-                "new_values": {
-                    columns[key]: REDACTED if columns[key] in redacted else jsonable(value)
-                    for key, value in row.items()
-                    if value is not None
-                },
-                "metadata": {},
-                "created_at": now,
-            }
-            for row in rows
-        ],
-    )
+    return [
+        {
+            "id": uuid.uuid4(),
+            "organization_id": row["organization_id"],
+            "user_id": actor,
+            "table_name": model.__tablename__,
+            "record_id": row["id"],
+            "action": "create",
+            "old_values": None,
+            "new_values": {
+                columns[key]: REDACTED if columns[key] in redacted else jsonable(value)
+                for key, value in row.items()
+                if value is not None
+            },
+            "metadata": {},
+            "created_at": now,
+        }
+        for row in rows
+    ]
 
 
 def install(session_class: type[Session]) -> None:

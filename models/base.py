@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -31,6 +31,7 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -92,6 +93,9 @@ Json = Annotated[dict[str, Any], "json"]
 
 class Base(DeclarativeBase):
     """The one declarative base of every table."""
+
+    if TYPE_CHECKING:  # every model here is mapped to a Table, not to any FromClause
+        __table__: ClassVar[Table]
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {
@@ -179,20 +183,24 @@ class IsDeleted:
     def soft_delete(self) -> None:
         """Hide the row from normal queries; it stays in the table and can be restored."""
         self.is_deleted = True
-        if hasattr(type(self), "deleted_at"):
-            self.deleted_at = utcnow()  # type: ignore[attr-defined]
 
     def restore(self) -> None:
         """Make a soft-deleted row visible again."""
         self.is_deleted = False
-        if hasattr(type(self), "deleted_at"):
-            self.deleted_at = None  # type: ignore[attr-defined]
 
 
 class SoftDelete(IsDeleted):
     """``is_deleted`` and ``deleted_at``, always set and cleared together."""
 
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    def soft_delete(self) -> None:
+        super().soft_delete()
+        self.deleted_at = utcnow()
+
+    def restore(self) -> None:
+        super().restore()
+        self.deleted_at = None
 
 
 class OrgScoped:

@@ -2,7 +2,8 @@
 
 On PostgreSQL the rows travel as ONE JSON parameter of one short statement
 (``INSERT ... SELECT ... FROM jsonb_populate_recordset(...)``): one round trip, one plan,
-and no per-row statement overhead.  COPY would be faster still, but PostgreSQL refuses
+and no per-row statement overhead.  :func:`bulk_insert_all` writes several tables in one
+statement (data-modifying CTEs), for rows that do not refer to each other.  COPY would be faster still, but PostgreSQL refuses
 COPY FROM on tables under row-level security.  Elsewhere it is a plain executemany.
 
 Python-side column defaults are filled in here, since the JSON path bypasses them; values
@@ -18,7 +19,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, insert, text
+from sqlalchemy import ColumnDefault, Table, insert, text
 from sqlalchemy.orm import Session
 
 
@@ -49,6 +50,26 @@ def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     session.execute(_from_json(table, filled), {"rows": rows_json(filled)})
 
 
+def bulk_insert_all(session: Session, batches: list[tuple[Table, list[dict[str, Any]]]]) -> None:
+    """:func:`bulk_insert` of several tables in one statement and one round trip on
+    PostgreSQL (each table's INSERT a data-modifying CTE of one statement, so the rows of
+    one table must not refer to rows of another inserted with them); all or nothing."""
+    batches = [(table, rows) for table, rows in batches if rows]
+    if not batches:
+        return
+    if session.get_bind().dialect.name != "postgresql" or len(batches) == 1:
+        for table, rows in batches:
+            bulk_insert(session, table, rows)
+        return
+    parts, params = [], {}
+    for number, (table, rows) in enumerate(batches):
+        filled = [_with_defaults(table, row) for row in rows]
+        parts.append(_insert_sql(table, filled, f"rows{number}"))
+        params[f"rows{number}"] = rows_json(filled)
+    ctes = ", ".join(f"w{number} AS ({sql})" for number, sql in enumerate(parts[:-1]))
+    session.execute(text(f"WITH {ctes} {parts[-1]}"), params)
+
+
 def insert_new(
     session: Session, table: Table, rows: list[dict[str, Any]], returning: str
 ) -> list[Any]:
@@ -68,11 +89,15 @@ def insert_new(
 
 def _from_json(table: Table, rows: list[dict[str, Any]], suffix: str = "") -> Any:
     """``INSERT ... SELECT ... FROM jsonb_populate_recordset(:rows)`` for these rows' columns."""
+    return text(_insert_sql(table, rows) + suffix)
+
+
+def _insert_sql(table: Table, rows: list[dict[str, Any]], parameter: str = "rows") -> str:
     columns = sorted({name for row in rows for name in row})
     names = ", ".join(f'"{name}"' for name in columns)
-    return text(
+    return (
         f'INSERT INTO "{table.name}" ({names}) SELECT {names} '
-        f'FROM jsonb_populate_recordset(NULL::"{table.name}", CAST(:rows AS jsonb)){suffix}'
+        f'FROM jsonb_populate_recordset(NULL::"{table.name}", CAST(:{parameter} AS jsonb))'
     )
 
 
@@ -97,9 +122,9 @@ def _scalar(value: Any) -> Any:
 def _with_defaults(table: Table, row: dict[str, Any]) -> dict[str, Any]:
     filled = dict(row)
     for column in table.columns:
-        if column.name in filled or column.default is None:
-            continue
         default = column.default
+        if column.name in filled or not isinstance(default, ColumnDefault):
+            continue
         if default.is_scalar:
             filled[column.name] = default.arg
         elif default.is_callable:

@@ -21,8 +21,9 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import CursorResult, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import PlugsError, RetryableError
@@ -258,4 +259,4 @@ def expire(db: Database, *, now: datetime | None = None) -> int:
             .values(status="expired", reason="expired before it was sent", updated_at=now)
             .execution_options(synchronize_session=False)
         )
-    return int(result.rowcount or 0)
+    return cast(CursorResult[Any], result).rowcount

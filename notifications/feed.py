@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.errors import NotFoundError
@@ -99,4 +99,4 @@ def mark_read(db: Database, viewer: Viewer, notification_id: uuid.UUID | None = 
             .values(is_read=True, read_at=now, updated_at=now)
             .execution_options(synchronize_session=False)
         )
-        return int(result.rowcount or 0)
+        return cast(CursorResult[Any], result).rowcount

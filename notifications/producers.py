@@ -118,7 +118,7 @@ def remind(session: PlugsSession, event: Event | None, channels: tuple[str, ...]
     return notify(session, Audience(event_id=event.id), content)
 
 
-def _expense_decisions(session: Session, _context: Any, _instances: Any) -> None:
+def _expense_decisions(session: PlugsSession, _context: Any, _instances: Any) -> None:
     """before_flush: an expense moving to approved/rejected notifies its submitter."""
     for obj in list(session.dirty):
         if not isinstance(obj, Expense) or obj.created_by is None:
@@ -139,7 +139,7 @@ def _expense_decisions(session: Session, _context: Any, _instances: Any) -> None
             Audience(user_ids=(obj.created_by,)),
             content,
             organization_id=obj.organization_id,
-        )  # type: ignore[arg-type]
+        )
 
 
 def install() -> None:

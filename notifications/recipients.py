@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
@@ -19,6 +19,8 @@ from notifications.channels.base import Recipient
 #: ``--role`` values: admins (users.is_admin) or every member of the organization.
 ROLES = ("admins", "members")
 _CHUNK = 5000
+#: A statement selecting what a :class:`Recipient` is made of: id, email, phone and name.
+_Columns: TypeAlias = "Select[uuid.UUID, str, str | None, str | None, str | None]"
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ def resolve(session: Session, audience: Audience) -> list[Recipient]:
     return _recipients(session, columns)
 
 
-def _given_users(session: Session, columns: Select[Any], ids: list[uuid.UUID]) -> list[Recipient]:
+def _given_users(session: Session, columns: _Columns, ids: list[uuid.UUID]) -> list[Recipient]:
     found: list[Recipient] = []
     for start in range(0, len(ids), _CHUNK):
         found += _recipients(session, columns.where(User.id.in_(ids[start : start + _CHUNK])))
@@ -86,7 +88,7 @@ def _given_users(session: Session, columns: Select[Any], ids: list[uuid.UUID]) -
     return found
 
 
-def _recipients(session: Session, statement: Select[Any]) -> list[Recipient]:
+def _recipients(session: Session, statement: _Columns) -> list[Recipient]:
     return [
         Recipient(
             id=row.id,

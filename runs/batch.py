@@ -65,8 +65,8 @@ def open_runs(session: PlugsSession, requests: Sequence[RunRequest]) -> None:
     A request that cannot be opened (unknown connector or stream) gets ``error`` and no
     rows; the others get ``run_id``.
     """
-    planned = [(r, _streams(r)) for r in requests]
-    planned = [(r, names) for r, names in planned if names is not None]
+    checked = [(r, _streams(r)) for r in requests]
+    planned = [(r, names) for r, names in checked if names is not None]
     states = _saved_states(
         session,
         [(r.integration.id, n) for r, names in planned if not r.full_refresh for n in names],

@@ -26,11 +26,19 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from connectors import loading
 from connectors.base import Connector, SyncRequest, WebhookEvent, WebhookRequest
-from core.errors import FatalError, RetryableError, SkippableRecordError
+from core.errors import (
+    OUR_CONFIGURATION,
+    FatalError,
+    PlatformConfigError,
+    RetryableError,
+    SkippableRecordError,
+)
+from core.redaction import REDACTED, SECRET_HEADERS, is_secret_name
 from core.settings import get_settings
 from models import outbox
 from models.base import utcnow
@@ -42,10 +50,9 @@ from runs.lifecycle import finish_run, open_run
 log = logging.getLogger(__name__)
 PROCESS_TASK = "webhooks.process"
 SWEEP_BATCH = 500
-#: Headers never stored: credentials of the request itself.
-SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "x-api-key"})
-#: Query parameters never stored (Mailchimp's per-integration secret rides in the URL).
-SECRET_PARAMS = frozenset({"secret", "token", "key", "api_key", "validationtoken", "code"})
+#: Query parameters never stored besides secret-named ones (Mailchimp's per-integration
+#: ``secret`` rides in the URL): an OAuth authorization code.
+SECRET_PARAMS = frozenset({"code"})
 
 
 @dataclass(frozen=True)
@@ -61,13 +68,14 @@ class Stored:
 class Processed:
     """What one processing of a delivery did (returned by the task, shown in Flower)."""
 
-    state: str  # "processed" | "failed" | "already" | "retry"
+    state: str  # "processed" | "failed" | "already" | "retry" | "paused"
     succeeded: int = 0
     failed: int = 0
     run_id: str | None = None
 
 
 def clean_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers as stored: the request's own credentials (:data:`SECRET_HEADERS`) left out."""
     return {k.lower(): v for k, v in headers.items() if k.lower() not in SECRET_HEADERS}
 
 
@@ -77,7 +85,7 @@ def clean_url(url: str) -> str:
     if not parts.query:
         return url
     query = [
-        (k, "[redacted]" if k.lower() in SECRET_PARAMS else v)
+        (k, REDACTED if is_secret_name(k) or k.lower() in SECRET_PARAMS else v)
         for k, v in parse_qsl(parts.query, keep_blank_values=True)
     ]
     return urlunsplit(parts._replace(query=urlencode(query)))
@@ -127,16 +135,11 @@ def store(
 def _insert_once(dialect: str) -> Any:
     """``INSERT ... ON CONFLICT (integration_id, delivery_id) DO NOTHING RETURNING id``,
     built once per dialect (the receiver's hot path)."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     table = WebhookDelivery.__table__
-    return (
-        insert(table)
-        .on_conflict_do_nothing(index_elements=["integration_id", "delivery_id"])
-        .returning(table.c.id)
-    )
+    statement = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    return statement.on_conflict_do_nothing(
+        index_elements=["integration_id", "delivery_id"]
+    ).returning(table.c.id)
 
 
 def as_request(delivery: WebhookDelivery) -> WebhookRequest:
@@ -151,8 +154,13 @@ def as_request(delivery: WebhookDelivery) -> WebhookRequest:
 
 
 def process(db: Database, org_id: uuid.UUID, delivery_id: uuid.UUID) -> Processed:
-    """Apply a stored delivery's events once; see the module docstring."""
-    claimed = _claim(db, org_id, delivery_id)
+    """Apply a stored delivery's events once; see the module docstring.  A delivery of a
+    paused integration is left waiting (``paused``), its attempt not counted."""
+    try:
+        claimed = _claim(db, org_id, delivery_id)
+    except PlatformConfigError as exc:  # our keys: the delivery waits for them to be fixed
+        _note_error(db, org_id, delivery_id, f"{OUR_CONFIGURATION}{exc}")
+        raise
     if isinstance(claimed, Processed):
         return claimed
     connector = claimed
@@ -173,9 +181,11 @@ def _claim(db: Database, org_id: uuid.UUID, delivery_id: uuid.UUID) -> Processed
         delivery = session.get(WebhookDelivery, delivery_id, with_for_update=ROW_LOCK)
         if delivery is None or delivery.status != "received":
             return Processed("already")
+        integration = session.get(Integration, delivery.integration_id)
+        if integration is not None and not integration.is_active:
+            return Processed("paused")  # it waits; resuming enqueues it (enqueue_waiting)
         delivery.attempts += 1
         attempts, last_error = delivery.attempts, delivery.last_error
-        integration = session.get(Integration, delivery.integration_id)
         if integration is not None:
             session.expunge(integration)
     if attempts > cap:
@@ -315,8 +325,15 @@ def _note_error(db: Database, org_id: uuid.UUID, delivery_id: uuid.UUID, reason:
         )
 
 
+#: Integrations whose deliveries wait (paused, not deleted): the sweeper leaves them alone.
+_PAUSED = select(Integration.id).where(
+    Integration.is_active.is_(False), Integration.is_deleted.is_(False)
+)
+
+
 def sweep(db: Database, *, after: timedelta | None = None) -> int:
-    """Enqueue again deliveries still unprocessed ``after`` their receipt or last touch."""
+    """Enqueue again deliveries still unprocessed ``after`` their receipt or last touch
+    (not those of paused integrations: they wait for :func:`enqueue_waiting`)."""
     deadline = utcnow() - (after or timedelta(seconds=get_settings().webhook_sweep_after))
     with db.system("webhooks: sweep the inbox") as session:
         rows = session.execute(
@@ -325,6 +342,7 @@ def sweep(db: Database, *, after: timedelta | None = None) -> int:
                 WebhookDelivery.status == "received",
                 WebhookDelivery.received_at < deadline,
                 WebhookDelivery.updated_at < deadline,
+                WebhookDelivery.integration_id.not_in(_PAUSED),
             )
             .order_by(WebhookDelivery.received_at)
             .limit(SWEEP_BATCH)
@@ -344,6 +362,32 @@ def sweep(db: Database, *, after: timedelta | None = None) -> int:
         )
     log.info("re-enqueued %d webhook deliveries", len(rows))
     return len(rows)
+
+
+def enqueue_waiting(db: Database, org_id: uuid.UUID, integration_id: uuid.UUID) -> int:
+    """Enqueue the integration's deliveries still waiting in the inbox (``received``), in
+    the order they came: what a paused integration received is processed once it resumes."""
+    with db.tenant(org_id) as session:
+        ids = list(
+            session.scalars(
+                select(WebhookDelivery.id)
+                .where(
+                    WebhookDelivery.integration_id == integration_id,
+                    WebhookDelivery.status == "received",
+                )
+                .order_by(WebhookDelivery.received_at)
+            )
+        )
+        if ids:
+            session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id.in_(ids))
+                .values(updated_at=utcnow())
+            )
+            outbox.enqueue_many(
+                session, PROCESS_TASK, [(org_id, [str(org_id), str(d)]) for d in ids]
+            )
+    return len(ids)
 
 
 def prune(db: Database, *, retention_days: int | None = None) -> int:

@@ -10,13 +10,13 @@ close it once: counts are sums of page outcomes, never counters.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import func, select
 
 from connectors import loading
-from core.errors import NotFoundError, PlugsError
+from core.errors import OUR_CONFIGURATION, NotFoundError, PlugsError
 from models import outbox
 from models.base import utcnow
 from models.integrations import Integration, IntegrationLog
@@ -104,7 +104,10 @@ def _integration(session: PlugsSession, integration_id: uuid.UUID) -> Integratio
     if integration is None:
         raise NotFoundError(f"no integration with id {integration_id}")
     if not integration.is_active:
-        raise PlugsError(f"integration {integration_id} is paused (is_active false)")
+        raise PlugsError(
+            f"integration {integration_id} is paused; "
+            f"`plugs integrations resume {integration_id}` resumes it"
+        )
     return integration
 
 
@@ -227,7 +230,7 @@ def _summary(status: str, processed: int, failed: int, broken: dict[str, str | N
     return text
 
 
-def _advance_cursors(session: PlugsSession, streams: list[SyncStreamRun]) -> None:
+def _advance_cursors(session: PlugsSession, streams: Sequence[SyncStreamRun]) -> None:
     for stream_run in streams:
         if stream_run.status != "done" or not stream_run.high_water:
             continue
@@ -257,6 +260,8 @@ def _update_integration(
     integration = session.get(Integration, run.integration_id)
     if integration is None:
         return
+    if any((reason or "").startswith(OUR_CONFIGURATION) for reason in broken.values()):
+        return  # our configuration failed the run: the connection was never tried
     if broken and run.records_processed == 0:  # the connection itself broke
         integration.status = "error"
     else:

@@ -14,11 +14,14 @@ a vendor that is down is tried again on the next round.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import exists, select, text
 
+from connectors.base import Connector
 from connectors.credentials import CredentialsError, decrypt_credentials, refresh_if_expiring
 from connectors.registry import get_connector, installed
 from core.errors import ConfigError, FatalError, PlugsError
@@ -50,6 +53,11 @@ def refreshable_providers() -> list[str]:
     return found
 
 
+def _refresh_of(connector: Connector) -> Callable[[Mapping[str, Any]], Mapping[str, Any]]:
+    """The connector's refresh as :func:`refresh_if_expiring` calls it (None: no new fields)."""
+    return lambda current: connector.refresh_credentials(current) or {}
+
+
 def refresh_idle(db: Database, *, margin: timedelta | None = None) -> RefreshReport:
     """Refresh every idle integration's token that expires within ``margin``."""
     margin = margin or timedelta(seconds=get_settings().token_refresh_margin_seconds)
@@ -64,7 +72,7 @@ def refresh_idle(db: Database, *, margin: timedelta | None = None) -> RefreshRep
                 db,
                 integration.organization_id,
                 integration.id,
-                lambda current, c=connector: c.refresh_credentials(current) or {},
+                _refresh_of(connector),
                 margin=margin,
             )
             report.refreshed += 1

@@ -11,16 +11,18 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, select
+from sqlalchemy import CursorResult, and_, delete, select
 
 from connectors import integrations as integration_rows
 from connectors.registry import get_connector
 from core.errors import NotFoundError, PlugsError
 from models.base import utcnow
-from models.integrations import Integration
+from models.integrations import Integration, IntegrationLog
 from models.schedules import ScheduleSlot, SyncSchedule
 from models.session import Database, PlugsSession
+from runs import inbox
 from scheduler.timing import Timing, describe
 
 PURGE_BATCH = 5000
@@ -65,14 +67,18 @@ def clear_schedules(
         if streams is not None:
             statement = statement.where(SyncSchedule.streams_key == ",".join(sorted(set(streams))))
         result = session.execute(statement.execution_options(synchronize_session=False))
-        return int(result.rowcount or 0)
+        return cast(CursorResult[Any], result).rowcount
 
 
-def set_active(db: Database, integration_id: uuid.UUID, active: bool) -> None:
-    """Pause (``active`` false) or resume an integration: its schedules stop or go on."""
+def set_active(db: Database, integration_id: uuid.UUID, active: bool) -> int:
+    """Pause (``active`` false) or resume an integration (``is_active``): its schedules
+    and its webhook processing stop or go on.  Paused, its webhook deliveries are still
+    received and stored but wait in the inbox; resuming enqueues them.  Returns how many
+    waiting deliveries were enqueued (0 when pausing)."""
     org_id = integration_rows.organization_of(db, integration_id)
     with db.tenant(org_id) as session:
         _integration(session, integration_id).is_active = active
+    return inbox.enqueue_waiting(db, org_id, integration_id) if active else 0
 
 
 @dataclass(frozen=True)
@@ -86,13 +92,18 @@ class ScheduleView:
     schedule: str
     next_run_at: datetime
     last_run_at: datetime | None
+    #: ``skipped``, or for a slot that started a run the run's status as it is now
+    #: (``running``, then ``success``, ``partial`` or ``failed``).
     last_slot_status: str | None
 
 
-def list_schedules(db: Database, org_id: uuid.UUID | None = None) -> list[ScheduleView]:
-    """Every schedule (of one organization, or of all), by next due time."""
+def list_schedules(
+    db: Database, org_id: uuid.UUID | None = None, *, integration_id: uuid.UUID | None = None
+) -> list[ScheduleView]:
+    """Every schedule (of one organization, or of all; or of one integration), by next
+    due time."""
     query = (
-        select(SyncSchedule, Integration.provider, Integration.is_active)
+        select(SyncSchedule, Integration.provider, Integration.is_active, IntegrationLog.status)
         .join(
             Integration,
             and_(
@@ -100,8 +111,17 @@ def list_schedules(db: Database, org_id: uuid.UUID | None = None) -> list[Schedu
                 Integration.id == SyncSchedule.integration_id,
             ),
         )
+        .outerjoin(
+            IntegrationLog,
+            and_(
+                IntegrationLog.organization_id == SyncSchedule.organization_id,
+                IntegrationLog.id == SyncSchedule.last_run_id,
+            ),
+        )
         .order_by(SyncSchedule.next_run_at)
     )
+    if integration_id is not None:
+        query = query.where(SyncSchedule.integration_id == integration_id)
     unit = db.tenant(org_id) if org_id else db.system("plugs schedules list")
     with unit as session:
         return [
@@ -113,10 +133,18 @@ def list_schedules(db: Database, org_id: uuid.UUID | None = None) -> list[Schedu
                 describe_schedule(schedule),
                 schedule.next_run_at,
                 schedule.last_run_at,
-                schedule.last_slot_status,
+                _slot_state(schedule, run_status),
             )
-            for schedule, provider, active in session.execute(query)
+            for schedule, provider, active, run_status in session.execute(query)
         ]
+
+
+def _slot_state(schedule: SyncSchedule, run_status: str | None) -> str | None:
+    """The last slot's state now: the status of the run it started (the slot row says only
+    ``started``), else what the slot row says."""
+    if schedule.last_slot_status == "started" and run_status is not None:
+        return run_status
+    return schedule.last_slot_status
 
 
 def describe_schedule(schedule: SyncSchedule) -> str:

@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Select, and_, func, select
 
 from core.settings import get_settings
 from models.base import utcnow
@@ -44,7 +44,7 @@ def _cutoff(grace: timedelta | None, now: datetime | None) -> datetime:
     return (now or utcnow()) - grace
 
 
-def _overdue_query(cutoff: datetime):  # type: ignore[no-untyped-def]
+def _overdue_query(cutoff: datetime) -> Select[uuid.UUID, datetime]:
     return (
         select(Integration.id, func.min(SyncSchedule.next_run_at))
         .join(

@@ -25,7 +25,7 @@ from core.settings import get_settings
 log = logging.getLogger(__name__)
 
 
-class PlugsTask(Task):  # type: ignore[misc]
+class PlugsTask(Task):
     """Base class of every task: see the module docstring."""
 
     abstract = True

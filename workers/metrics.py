@@ -7,8 +7,10 @@ queries in one system session: the database is the record, and the worker proces
 run syncs serve no HTTP of their own.
 
 * ``plugs_sync_runs{provider,operation,status}``, ``plugs_sync_records{provider,outcome}``
-  and the ``plugs_sync_run_duration_seconds`` gauge histogram cover the runs started in the
-  last ``PLUGS_METRICS_WINDOW_SECONDS`` (an index range scan, however old the table);
+  and the ``plugs_sync_run_duration_seconds`` histogram (``_bucket``, ``_count``, ``_sum``,
+  as dashboards expect of a histogram) cover the runs started in the last
+  ``PLUGS_METRICS_WINDOW_SECONDS`` (an index range scan, however old the table), so they
+  may go down between scrapes as old runs leave the window;
 * ``plugs_sync_lag_seconds{provider}``: now minus the last successful sync of the most
   behind active integration (``{provider,integration_id}`` per integration when
   ``PLUGS_METRICS_INTEGRATION_LABELS`` is on);
@@ -36,9 +38,9 @@ from typing import Any
 from celery import Celery
 from kombu.exceptions import ChannelError
 from prometheus_client import REGISTRY, Counter
-from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
-from sqlalchemy import ColumnElement, Float, case, cast, func, literal_column, select
+from sqlalchemy import ColumnElement, Float, Select, case, cast, func, literal_column, select
 
 from core.queues import QUEUES
 from core.settings import get_settings
@@ -209,7 +211,7 @@ def _runs(session: PlugsSession, since: datetime, window: int) -> list[Metric]:
 
 
 def _durations(session: PlugsSession, since: datetime) -> Metric:
-    histogram = GaugeHistogramMetricFamily(
+    histogram = HistogramMetricFamily(
         "plugs_sync_run_duration_seconds",
         "Duration of the finished runs started in the metrics window, by provider.",
         labels=["provider"],
@@ -243,7 +245,8 @@ def _lag(session: PlugsSession, now: datetime, per_integration: bool) -> Metric:
         "has synced at least once).",
         labels=labels,
     )
-    query = select(Integration.provider).where(
+    # the provider, then the integration and its last sync, or the oldest last sync
+    query: Select[*tuple[Any, ...]] = select(Integration.provider).where(
         Integration.is_active.is_(True), Integration.last_sync.is_not(None)
     )
     if per_integration:

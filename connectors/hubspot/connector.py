@@ -1,6 +1,6 @@
 """HubSpot CRM v3: contacts and engagements in, contacts out.
 
-Vendor facts: ``shared/vendors/hubspot-mailchimp.md`` section A.  Auth is a private app
+Vendor facts: ``docs/vendors/hubspot.md``.  Auth is a private app
 token (``private_app_token``, or ``token``) or OAuth (``access_token``, ``refresh_token``,
 ``expires_at``, ``client_id``, ``client_secret``), refreshed before expiry by TTL (HubSpot
 says a 401 is not a refresh signal).  Point it at a simulator with the ``base_url`` setting.
@@ -8,7 +8,7 @@ says a 401 is not a refresh signal).  Point it at a simulator with the ``base_ur
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,6 +27,7 @@ from connectors.base import (
     unwrap_secret,
 )
 from connectors.http import VendorClient
+from connectors.http_messages import scrub
 from connectors.hubspot import webhooks
 from connectors.hubspot.mapping import (
     CONTACT_COLUMNS,
@@ -130,6 +131,7 @@ class HubSpot(Connector):
     integration_type = "crm"
     default_base_url = BASE_URL
     allowed_hosts = ("api.hubapi.com",)
+    webhook_security_headers = (*Connector.webhook_security_headers, *webhooks.SECURITY_HEADERS)
     credential_fields = (
         CredentialField("private_app_token", required=False, description="Private app token"),
         CredentialField("token", required=False, description="Alias of private_app_token"),
@@ -175,7 +177,7 @@ class HubSpot(Connector):
     )
 
     @property
-    def rate_limit(self) -> Limit:  # type: ignore[override]
+    def rate_limit(self) -> Limit:
         """The account's burst limit per 10 s: the ``rate_limit`` setting when given (a
         limit-increase pack: 250), else by ``tier``."""
         explicit = self.integration.settings.get("rate_limit")
@@ -227,6 +229,12 @@ class HubSpot(Connector):
         if outcome.failures:
             raise SkippableRecordError(outcome.failures[0]["reason"], record_id=event.object_id)
 
+    def check_connection(self, client: VendorClient) -> str | None:
+        """One contact (``GET /crm/v3/objects/contacts?limit=1``): the token reads contacts."""
+        if client.request("GET", CONTACTS_PATH, params={"limit": 1}).status_code == 404:
+            raise ConfigError(f"no HubSpot CRM API at {self.base_url} (check setting base_url)")
+        return None
+
     def refresh_credentials(self, current: Mapping[str, Any]) -> dict[str, Any] | None:
         """A new OAuth access token from the refresh token (None for private-app tokens)."""
         return refresh_oauth_token(self.base_url, current)
@@ -256,7 +264,7 @@ class HubSpotOAuth(httpx.Auth):
         self._connector = connector
         self._credentials: Any = connector.credentials
 
-    def auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         expires_at = getattr(self._credentials, "expires_at", None)
         if expires_at is None or expires_at - self.MARGIN <= datetime.now(UTC):
             from connectors.credentials import refresh_if_expiring
@@ -291,9 +299,8 @@ def refresh_oauth_token(base_url: str, current: Mapping[str, Any]) -> dict[str, 
         response = client.request("POST", TOKEN_PATH, data={"grant_type": "refresh_token", **form})
     body = response.json()
     if "access_token" not in body:
-        raise AuthError(
-            f"HubSpot refused the refresh token: {body.get('status') or body.get('error')}"
-        )
+        reason = scrub(str(body.get("status") or body.get("error")), response.request)
+        raise AuthError(f"HubSpot refused the refresh token: {reason}")
     expires = datetime.now(UTC) + timedelta(seconds=int(body.get("expires_in", 1800)))
     return {
         "access_token": body["access_token"],

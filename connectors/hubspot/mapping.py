@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -141,7 +142,7 @@ def contact_properties(row: Any) -> JSONDict:
     return {k: v for k, v in properties.items() if v is not None}
 
 
-def engagement_mapper(kind: str):  # type: ignore[no-untyped-def]
+def engagement_mapper(kind: str) -> Callable[[JSONDict], MappedRecord]:
     """The mapper of one engagement object type (notes, meetings, calls, emails)."""
     interaction_type, subject_property, body_property = ENGAGEMENTS[kind]
 

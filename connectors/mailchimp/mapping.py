@@ -5,7 +5,7 @@ email), the key every endpoint, report and webhook uses.  Our contact's status, 
 and industry travel as tags with our own prefixes (``status:hot_lead``), so that we only
 ever add or remove tags that are ours.  The subscription status lives in
 ``metadata["mailchimp"]["status"]``; it is Mailchimp's to decide and never written by us.
-Vendor facts: shared/vendors/hubspot-mailchimp.md section B.
+Vendor facts: docs/vendors/mailchimp.md.
 """
 
 from __future__ import annotations
@@ -106,12 +106,12 @@ def map_member(record: JSONDict) -> MappedRecord:
     status = str(record.get("status") or "")
     if status not in MEMBER_STATUSES:
         raise SkippableRecordError(f"unknown member status {status!r}", record_id=record.get("id"))
-    web_id = record.get("web_id")
+    web_id = str(record.get("web_id") or "")
     member_id = str(record.get("id") or subscriber_hash(email))
     values["metadata_"] = {
         "mailchimp": {
             "id": member_id,
-            "web_id": int(web_id) if str(web_id or "").isdigit() else None,
+            "web_id": int(web_id) if web_id.isdigit() else None,
             "status": status,
             "list_id": record.get("list_id"),
         }

@@ -149,7 +149,7 @@ class AttendancePaginator:
         if not emails:
             return
         with get_database().tenant(self.integration.organization_id) as session:
-            users = dict(
+            users: dict[str, uuid.UUID] = dict(
                 session.execute(
                     select(func.lower(User.email), User.id).where(
                         func.lower(User.email).in_(emails)

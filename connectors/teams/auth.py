@@ -1,16 +1,17 @@
 """Client-credentials tokens for Microsoft Graph, cached encrypted and fetched before expiry.
 
 ``POST {login_base}/{tenant_id}/oauth2/v2.0/token`` with the app's client id and secret and
-``scope=https://graph.microsoft.com/.default`` (vendor doc B1) gives a bearer token for
-about an hour and no refresh token: a new one is simply requested.  The token and its
-``expires_at`` are stored with the integration's credentials (encrypted), so every worker
-uses the same token until it is within :data:`MARGIN` of expiring; the fetch happens under
-the integration's row lock, so concurrent workers fetch one token, not one each.
+``scope=https://graph.microsoft.com/.default`` (docs/vendors/teams.md#authentication) gives
+a bearer token for about an hour and no refresh token: a new one is simply requested.  The
+token and its ``expires_at`` are stored with the integration's credentials (encrypted), so
+every worker uses the same token until it is within :data:`MARGIN` of expiring; the fetch
+happens under the integration's row lock, so concurrent workers fetch one token, not one
+each.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -67,7 +68,7 @@ class GraphAuth(httpx.Auth):
         self._connector = connector
         self._credentials: Any = connector.credentials
 
-    def auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         expires_at = getattr(self._credentials, "expires_at", None)
         if not self._credentials.get("access_token") or expires_at is None:
             self._credentials = self._first_token()

@@ -7,8 +7,8 @@ An integration with a ``notification_url`` setting (the receiver's
 of the integration's own (generated once, stored encrypted with its credentials as
 ``client_state``) and the same URL for lifecycle notifications.
 
-Graph deletes a subscription that is not renewed (vendor doc B5), so
-:func:`renew_expiring` (the ``webhooks.renew_subscriptions`` beat task) creates the
+Graph deletes a subscription that is not renewed (docs/vendors/teams.md#change-notifications),
+so :func:`renew_expiring` (the ``webhooks.renew_subscriptions`` beat task) creates the
 missing ones and PATCHes a new expiry into each one past half its lifetime
 (``subscription_minutes`` setting, default 4,230); one Graph no longer knows is created
 again.  Failures are kept in ``last_error``, and the next round tries again.
@@ -21,7 +21,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import select
 
@@ -104,7 +104,7 @@ def renew_expiring(db: Database, within: timedelta | None = None) -> RenewalRepo
 def _renew_integration(
     db: Database, integration: Integration, within: timedelta | None, report: RenewalReport
 ) -> None:
-    connector: Teams = loading.open_connector(integration)  # type: ignore[assignment]
+    connector = cast("Teams", loading.open_connector(integration))  # the registry's "teams"
     margin = within if within is not None else lifetime(integration) / 2
     with db.tenant(integration.organization_id) as session:
         rows = {
@@ -163,6 +163,38 @@ def recreate(db: Database, connector: Teams, row: WebhookSubscription) -> bool:
     """Create ``row`` anew at Graph (after ``subscriptionRemoved``)."""
     row.status = "removed"
     return refresh(db, connector, row)
+
+
+def delete_all(db: Database, connector: Teams) -> tuple[int, list[str]]:
+    """Delete the integration's subscriptions at Graph (the integration is being removed):
+    how many, and one line per one Graph did not delete (it expires there on its own).  A
+    404 means Graph has no such subscription any more.  Rows end ``removed``."""
+    integration = connector.integration
+    with db.tenant(integration.organization_id) as session:
+        found = session.execute(
+            select(WebhookSubscription.id, WebhookSubscription.external_id).where(
+                WebhookSubscription.integration_id == integration.id,
+                WebhookSubscription.status == "active",
+                WebhookSubscription.external_id.is_not(None),
+            )
+        ).all()
+    deleted, problems, gone = 0, [], []
+    client = loading.client_for(connector)
+    for row_id, external_id in found:
+        try:
+            client.request("DELETE", f"/subscriptions/{external_id}")
+        except PlugsError as exc:
+            problems.append(f"Graph subscription {external_id} not deleted: {exc}")
+            continue
+        deleted += 1
+        gone.append(row_id)
+    if gone:
+        with db.tenant(integration.organization_id) as session:
+            for row in session.scalars(
+                select(WebhookSubscription).where(WebhookSubscription.id.in_(gone))
+            ):
+                row.status, row.last_error = "removed", None
+    return deleted, problems
 
 
 def _create(

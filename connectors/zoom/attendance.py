@@ -83,7 +83,7 @@ class Attendance:
             raise SkippableRecordError(f"Zoom meeting {meeting_id} belongs to no event here")
         return event
 
-    def _attendee(self, event: Event, email: str, *, create: bool = True) -> EventAttendee:
+    def _attendee(self, event: Event, email: str) -> EventAttendee:
         email = email.strip().lower()
         user = self.session.scalar(select(User).where(User.email == email)) if email else None
         if user is None:
@@ -95,7 +95,7 @@ class Attendance:
                 EventAttendee.event_id == event.id, EventAttendee.user_id == user.id
             )
         )
-        if attendee is None and create:
+        if attendee is None:
             attendee = EventAttendee(event_id=event.id, user_id=user.id, status="attended")
             self.session.add(attendee)
         return attendee

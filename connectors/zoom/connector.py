@@ -1,7 +1,7 @@
 """Zoom API v2: events become meetings, attendees registrants; attendance, meeting state
 and recordings come back by webhook and the participants report.
 
-Vendor facts: ``shared/vendors/zoom-teams.md`` section A.  Credentials: ``account_id``,
+Vendor facts: ``docs/vendors/zoom.md``.  Credentials: ``account_id``,
 ``client_id``, ``client_secret`` (Server-to-Server OAuth, :mod:`connectors.zoom.auth`) and
 ``webhook_secret_token`` (the app's Secret Token, for webhooks).  Settings: ``base_url``
 (default ``https://api.zoom.us/v2``), ``oauth_base_url`` (default ``https://zoom.us``),
@@ -33,7 +33,7 @@ from connectors.base import (
     WebhookRequest,
     unwrap_secret,
 )
-from connectors.http import Action
+from connectors.http import Action, VendorClient
 from connectors.ratelimit import ZOOM_LIMITS, Limit
 from connectors.zoom import webhooks
 from connectors.zoom.attendance import Attendance
@@ -69,6 +69,7 @@ class Zoom(Connector):
     integration_type = "video"
     default_base_url = BASE_URL
     allowed_hosts = ("api.zoom.us", "zoom.us")
+    webhook_security_headers = (*Connector.webhook_security_headers, *webhooks.SECURITY_HEADERS)
     credential_fields = (
         CredentialField("account_id", secret=False, description="Zoom account id"),
         CredentialField("client_id", secret=False, description="S2S OAuth app client id"),
@@ -126,8 +127,8 @@ class Zoom(Connector):
     )
 
     @property
-    def rate_limit(self) -> Limit:  # type: ignore[override]
-        """The account's per-second limit for the plan (vendor doc A4)."""
+    def rate_limit(self) -> Limit:
+        """The account's per-second limit for the plan (docs/vendors/zoom.md#rate-limits)."""
         plan = str(self.integration.settings.get("plan") or "free").lower()
         if (plan, LABEL) not in ZOOM_LIMITS:
             raise ConfigError(f"unknown Zoom plan {plan!r}; one of free, pro, business")
@@ -160,6 +161,13 @@ class Zoom(Connector):
 
     def auth(self) -> httpx.Auth:
         return ZoomAuth(self)
+
+    def check_connection(self, client: VendorClient) -> str | None:
+        """The app's user (``GET /users/me``): a token is issued and accepted."""
+        response = client.request("GET", "/users/me")
+        if response.status_code == 404:
+            raise ConfigError(f"no Zoom API at {self.base_url} (check setting base_url)")
+        return f"user {response.json().get('email') or 'me'}"
 
     # ------------------------------------------------------------- webhooks
 

@@ -56,11 +56,15 @@ def run(found: list[Child], log_dir: Path) -> int:
         start(found, log_dir)
         code = 0
         while not stopping:
-            dead = [c for c in found if c.process is not None and c.process.poll() is not None]
+            dead = [
+                (c, c.process)
+                for c in found
+                if c.process is not None and c.process.poll() is not None
+            ]
             if dead:
-                for child in dead:
+                for child, process in dead:
                     click.echo(
-                        f"{child.name} exited with {child.process.returncode}; stopping the rest "  # type: ignore[union-attr]
+                        f"{child.name} exited with {process.returncode}; stopping the rest "
                         f"(see {log_dir / (child.name + '.log')})",
                         err=True,
                     )
@@ -89,15 +93,14 @@ def start(found: list[Child], log_dir: Path) -> None:
 def stop_all(found: list[Child]) -> None:
     """SIGTERM every child (a worker finishes its current task: warm shutdown), then wait;
     what is still running after the grace period is killed."""
-    running = [c for c in found if c.process is not None and c.process.poll() is None]
-    for child in running:
-        os.killpg(child.process.pid, signal.SIGTERM)  # type: ignore[union-attr]
+    running = [c.process for c in found if c.process is not None and c.process.poll() is None]
+    for process in running:
+        os.killpg(process.pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_GRACE
-    for child in running:
-        assert child.process is not None
+    for process in running:
         try:
-            child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            os.killpg(child.process.pid, signal.SIGKILL)
-            child.process.wait()
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
     click.echo(f"stopped {', '.join(c.name for c in found)}")

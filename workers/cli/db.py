@@ -30,6 +30,20 @@ def _owner_engine() -> Engine:
 
 
 @db.command()
+def create() -> None:
+    """Create the database PLUGS_MIGRATION_DATABASE_URL names (its user owns it), unless it
+    exists; then run `plugs db upgrade`."""
+    url = get_settings().owner_sqlalchemy_url()
+    name = make_url(url).database
+    if make_url(url).get_backend_name() != "postgresql":
+        click.echo("SQLite: the database file is created by `plugs db upgrade`")
+    elif migrate.create_database(url):
+        click.echo(f"database {name} created")
+    else:
+        click.echo(f"database {name} exists already")
+
+
+@db.command()
 @click.option("--revision", default="head", show_default=True, help="Target revision.")
 def upgrade(revision: str) -> None:
     """Migrate the schema up (creates every table on an empty database)."""

@@ -3,6 +3,7 @@ stored deliveries."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 import click
@@ -23,10 +24,12 @@ def webhooks(ctx: click.Context, host: str, port: int, workers: int) -> None:
     import uvicorn
 
     from workers import logs
+    from workers.app import refuse_without_usable_keys
 
     logs.configure()
+    refuse_without_usable_keys("the HTTP app")  # one line before uvicorn, not one per worker
     uvicorn.run(
-        "workers.http.app:create_app",
+        "workers.http.app:serve",
         factory=True,
         host=host,
         port=port,
@@ -48,7 +51,7 @@ def webhooks(ctx: click.Context, host: str, port: int, workers: int) -> None:
     help="Only deliveries received since then (UTC).",
 )
 @click.option("--failed", "failed_only", is_flag=True, help="Only deliveries that failed.")
-def replay(integration_id, since: datetime | None, failed_only: bool) -> None:  # type: ignore[no-untyped-def]
+def replay(integration_id: uuid.UUID, since: datetime | None, failed_only: bool) -> None:
     """Process stored deliveries of an integration again (effects are idempotent)."""
     from connectors.integrations import organization_of
     from models.session import get_database
