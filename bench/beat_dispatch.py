@@ -207,6 +207,7 @@ def main() -> None:
 
         env = {
             "PLUGS_DATABASE_URL": database["app_url"],
+            "PLUGS_SYSTEM_DATABASE_URL": database["system_url"],
             "PLUGS_BROKER_URL": broker,
             "PLUGS_RESULT_BACKEND": broker,
             "PLUGS_REDIS_URL": broker,

@@ -207,6 +207,7 @@ def main() -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PLUGS_")}
         env.update(
             PLUGS_DATABASE_URL=database["app_url"],
+            PLUGS_SYSTEM_DATABASE_URL=database["system_url"],
             PLUGS_BROKER_URL=redis_url,
             PLUGS_RESULT_BACKEND=redis_url,
             PLUGS_REDIS_URL=redis_url,
