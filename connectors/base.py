@@ -366,6 +366,13 @@ class Connector:
         vendor's console stay the operator's)."""
         return 0, []
 
+    def after_configured(self, db: Database) -> list[str]:
+        """Called once the integration was added or its settings or credentials changed
+        (``connectors.integrations``), with its new configuration: set up at the vendor
+        what it needs before its first webhook (a subscription).  Returns one line per
+        problem, for the operator; the default has nothing to set up."""
+        return []
+
     def auth(self) -> httpx.Auth | None:
         """The request authentication; the default sends the ``token`` credential as Bearer."""
         token = _unwrap(self.credentials.get("token"))

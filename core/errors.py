@@ -5,6 +5,8 @@
     PlugsError                        anything we raise on purpose; safe to show an operator
     ├── TenancyError                  a query or write without, or outside, its organization
     ├── NotFoundError                 a row named by id does not exist (in this organization)
+    ├── PlatformConfigError           OUR configuration is wrong (credential keys): the run
+    │                                 fails saying so; the integration's status is untouched
     └── ConnectorError                a vendor call or record went wrong
         ├── RetryableError            try again later: 429, 5xx, timeouts (``retry_after`` s)
         │   └── RateLimitedError      the vendor's or our shared limit is exhausted
@@ -29,6 +31,17 @@ class TenancyError(PlugsError):
 
 class NotFoundError(PlugsError):
     """A row named by id does not exist, or belongs to another organization."""
+
+
+#: How a run's reason starts when our configuration, not the vendor or the integration, failed
+#: it (:class:`PlatformConfigError`); the run's end leaves the integration's status alone.
+OUR_CONFIGURATION = "our configuration: "
+
+
+class PlatformConfigError(PlugsError):
+    """The platform's own configuration is wrong: the credential keys are missing or do not
+    open what is stored.  Not the vendor's fault nor the integration's: it never marks an
+    integration ``error``; a run it stops fails with an :data:`OUR_CONFIGURATION` reason."""
 
 
 class ConnectorError(PlugsError):

@@ -10,14 +10,23 @@ exceptions, and are unwrapped only at the point of use.
 
 from __future__ import annotations
 
+import difflib
+import json
+import logging
 import math
+import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as PydanticSettingsError
+
+from core.errors import PlugsError
 
 
 class SmtpServer(BaseModel):
@@ -125,6 +134,12 @@ class Settings(BaseSettings):
     task_time_limit: int = Field(default=900, ge=10)
     task_soft_time_limit: int = Field(default=840, ge=5)
     max_redeliveries: int = Field(default=3, ge=1)
+    unreachable_after: float = Field(
+        default=30.0,
+        ge=1,
+        description="Seconds a sync page may keep failing with transient errors (no "
+        "connection, timeouts, 5xx) before its run fails with that error as the cause.",
+    )
     max_inline_wait: float = Field(
         default=2.0,
         ge=0,
@@ -144,6 +159,12 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds after which a sync stream's page that never started is enqueued "
         "again (a lost message); 0 means the task time limit plus one minute.",
+    )
+    public_base_url: str | None = Field(
+        default=None,
+        description="Where vendors reach this installation's HTTP app from the internet "
+        "(https://plugs.example.com): the webhook URLs given to vendors (a Teams integration's "
+        "Graph notificationUrl) are derived from it when an integration sets none.",
     )
     allow_private_urls: bool = Field(
         default=False,
@@ -177,19 +198,19 @@ class Settings(BaseSettings):
         default=300.0,
         ge=0,
         description="Workers, beat and commands: the server cancels a statement running "
-        "longer (0: no limit); the client stops waiting for an answer a second later.",
+        "longer (0: no limit of ours); the client stops waiting for an answer a second later.",
     )
     database_lock_timeout: float = Field(
         default=30.0,
         ge=0,
         description="Workers, beat and commands: a statement waiting this long for a row lock "
-        "fails instead of queueing behind it (0: no limit).",
+        "fails instead of queueing behind it (0: no limit of ours).",
     )
     database_idle_transaction_timeout: float = Field(
         default=30.0,
         ge=0,
         description="Workers, beat and commands: the server ends a session whose transaction "
-        "sat idle this long, releasing its locks (an orphaned transaction; 0: no limit).",
+        "sat idle this long, releasing its locks (an orphaned transaction; 0: no limit of ours).",
     )
     http_database_timeout: float = Field(
         default=2.0,
@@ -201,13 +222,13 @@ class Settings(BaseSettings):
     )
     # --- how long a process waits on the broker and the Redis result backend --------------
     broker_connect_timeout: float = Field(
-        default=10.0,
+        default=5.0,
         gt=0,
         le=120,
         description="Seconds to open a connection to the broker or the Redis result backend.",
     )
     broker_socket_timeout: float = Field(
-        default=30.0,
+        default=10.0,
         gt=0,
         le=600,
         description="Seconds without an answer after which a Redis connection (broker or "
@@ -378,7 +399,83 @@ class Settings(BaseSettings):
         return self.database_url is None or self.broker_url is None
 
 
+#: Prefix of every setting's environment variable.
+PREFIX = "PLUGS_"
+#: Variables of ours that are not settings: the test suite's (``PLUGS_TEST_*``).
+NOT_SETTINGS = ("PLUGS_TEST_",)
+
+
+class InvalidSettings(PlugsError):
+    """The environment's ``PLUGS_*`` variables do not make valid settings; the message is
+    one line naming each variable at fault (never its value)."""
+
+
+def variable(field: str) -> str:
+    """The environment variable of a settings field: ``database_pool_size`` ->
+    ``PLUGS_DATABASE_POOL_SIZE``."""
+    return f"{PREFIX}{field.upper()}"
+
+
+def describe_invalid(error: ValidationError) -> str:
+    """One line naming each variable of ``error`` and what is wrong with it."""
+    problems = []
+    for item in error.errors():
+        field, *rest = [*item["loc"]] or ["settings"]
+        where = variable(str(field)) if str(field) in Settings.model_fields else str(field)
+        where += "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in rest)
+        problems.append(f"{where}: {item['msg']}")
+    return "invalid settings: " + "; ".join(problems)
+
+
+def _json_hint(field: str) -> str:
+    """What a JSON setting looks like, e.g. ``'[{"host": "..."}]'`` for a list of relays."""
+    annotation = Settings.model_fields[field].annotation
+    item = next(iter(get_args(annotation)), None)
+    if isinstance(item, type) and issubclass(item, BaseModel):
+        required = [name for name, info in item.model_fields.items() if info.is_required()]
+        example = json.dumps([dict.fromkeys(required, "...")])
+        return f"a JSON list of objects, e.g. {variable(field)}='{example}'"
+    return "JSON"
+
+
+def describe_unparsed(error: Exception) -> str:
+    """One line for pydantic-settings' "error parsing value for field" (a JSON setting that
+    is not JSON): the variable and what it should look like."""
+    match = re.search(r'field "(\w+)"', str(error))
+    if match is None or match.group(1) not in Settings.model_fields:
+        return f"invalid settings: {error}"
+    field = match.group(1)
+    return f"invalid settings: {variable(field)} is not JSON: write it as {_json_hint(field)}"
+
+
+def misspelled(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each ``PLUGS_*`` variable that is no setting but looks like one, naming
+    the closest (an unknown name far from every setting is left alone: it may be a password
+    variable named for ``--password-env``)."""
+    known = [variable(name) for name in Settings.model_fields]
+    warnings = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(PREFIX) or upper in known or upper.startswith(NOT_SETTINGS):
+            continue
+        close = difflib.get_close_matches(upper, known, n=1, cutoff=0.8)
+        if close:
+            warnings.append(f"{name} is not a setting and is ignored; did you mean {close[0]}?")
+    return warnings
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read once from the environment."""
-    return Settings()
+    """The process-wide settings, read once from the environment.
+
+    Raises :class:`InvalidSettings` (one line naming the variables) when they are invalid;
+    a ``PLUGS_*`` variable that looks like a misspelled setting is logged as a warning."""
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        raise InvalidSettings(describe_invalid(error)) from None
+    except PydanticSettingsError as error:
+        raise InvalidSettings(describe_unparsed(error)) from None
+    for warning in misspelled(os.environ):
+        logging.getLogger(__name__).warning("%s", warning)
+    return settings

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from core.errors import NotFoundError, PlugsError
@@ -19,13 +19,24 @@ class DuplicateError(PlugsError):
 
 
 def create_organization(
-    db: Database, name: str, *, domain: str | None = None, plan: str = "free"
+    db: Database,
+    name: str,
+    *,
+    domain: str | None = None,
+    plan: str = "free",
+    unique_name: bool = False,
 ) -> Organization:
-    """A new organization; ``plan`` is one of free|pro|enterprise."""
+    """A new organization; ``plan`` is one of free|pro|enterprise.  With ``unique_name``
+    (what an operator asks for) a name another organization has, in any letter case, is
+    refused."""
     if not name.strip():
         raise PlugsError("an organization needs a name")
     if plan not in SUBSCRIPTION_PLANS:
         raise PlugsError(f"unknown plan {plan!r}; choose one of {', '.join(SUBSCRIPTION_PLANS)}")
+    if unique_name:
+        same = organization_named(db, name)
+        if same is not None:
+            raise DuplicateError(f"organization {same.id} is already named {same.name!r}")
     org_id = uuid.uuid4()
     with db.tenant(org_id) as session:
         org = Organization(id=org_id, name=name.strip(), domain=domain, subscription_plan=plan)
@@ -37,6 +48,25 @@ def list_organizations(db: Database) -> Sequence[Organization]:
     """Every organization that is not deleted, by name (a cross-tenant, operator view)."""
     with db.system("plugs org list") as session:
         return session.scalars(select(Organization).order_by(Organization.name)).all()
+
+
+def organization_named(db: Database, name: str) -> Organization | None:
+    """The organization (not deleted) called ``name``, in any letter case, or None."""
+    wanted = name.strip().lower()
+    with db.system("plugs org create: is the name taken") as session:
+        return session.scalars(
+            select(Organization).where(func.lower(Organization.name) == wanted).limit(1)
+        ).first()
+
+
+def get_user(db: Database, org_id: uuid.UUID, user_id: uuid.UUID) -> User:
+    """The user ``user_id`` of ``org_id``; NotFoundError when it is not one of its users."""
+    get_organization(db, org_id)
+    with db.tenant(org_id) as session:
+        user = session.get(User, user_id)
+        if user is None:
+            raise NotFoundError(f"no user {user_id} in organization {org_id}")
+        return user
 
 
 def get_organization(db: Database, org_id: uuid.UUID) -> Organization:

@@ -12,7 +12,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.engine import make_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -26,6 +27,29 @@ def alembic_config(connection: Connection | None = None, url: str | None = None)
     if connection is not None:
         config.attributes["connection"] = connection
     return config
+
+
+def create_database(url: str) -> bool:
+    """Create the PostgreSQL database ``url`` names (as its user, who becomes its owner)
+    through the server's ``postgres`` database; False when it already exists.  A SQLite
+    file is created by its first connection: nothing to do."""
+    target = make_url(url)
+    if target.get_backend_name() != "postgresql" or not target.database:
+        return False
+    engine = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            found = connection.scalar(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                {"name": target.database},
+            )
+            if found:
+                return False
+            quoted = connection.dialect.identifier_preparer.quote(target.database)
+            connection.execute(text(f"CREATE DATABASE {quoted}"))
+        return True
+    finally:
+        engine.dispose()
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:

@@ -1,6 +1,6 @@
 """Mailchimp Marketing 3.0: an audience's members and campaign activity in, contacts out.
 
-Vendor facts: ``shared/vendors/hubspot-mailchimp.md`` section B.
+Vendor facts: ``docs/vendors/mailchimp.md``.
 
 * Auth: an API key ``<hex>-<dc>`` (HTTP Basic, any username; the base URL is
   ``https://<dc>.api.mailchimp.com/3.0``) or an OAuth ``access_token`` (Bearer; tokens never
@@ -132,6 +132,7 @@ class Mailchimp(Connector):
     default_base_url = f"https://{API_HOST}/3.0"
     allowed_hosts = (API_HOST,)
     rate_limit = MAILCHIMP_CONNECTIONS
+    webhook_security_params = (webhooks.SECRET_PARAM,)  # Mailchimp signs nothing
     credential_fields = (
         CredentialField("api_key", required=False, description="API key <hex>-<dc>"),
         CredentialField("access_token", required=False, description="OAuth access token"),
@@ -211,6 +212,13 @@ class Mailchimp(Connector):
         if token:
             return BearerAuth(token)
         raise ConfigError("a Mailchimp integration needs an api_key or an OAuth access_token")
+
+    def check_connection(self, client: VendorClient) -> str | None:
+        """The audience (``GET /lists/{list_id}``): the key works and the list_id exists."""
+        response = client.request("GET", f"/lists/{self.list_id}", params={"fields": "id,name"})
+        if response.status_code == 404:
+            raise ConfigError(f"Mailchimp has no audience {self.list_id} (check setting list_id)")
+        return f"audience {response.json().get('name') or self.list_id}"
 
     def account_key(self) -> str:
         """The API key (or token) the 10-connection limit belongs to, as a hash."""

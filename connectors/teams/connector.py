@@ -9,8 +9,12 @@ and an application access policy for the organizer); the app token is cached enc
 ``client_state`` is generated (:mod:`connectors.teams.subscriptions`).  Settings:
 
 * ``organizer`` (required): the Graph user id or UPN whose calendar holds the meetings;
-* ``notification_url``: where Graph sends change notifications (the receiver's URL);
-* ``attendance_days`` (30), ``subscription_minutes`` (4,230);
+* ``notification_url``: where Graph sends change notifications (the receiver's URL;
+  ``{integration_id}`` in it is replaced by the integration's id); without it, derived
+  from ``PLUGS_PUBLIC_BASE_URL``.  Subscriptions are made as soon as the integration is
+  added or changed (:meth:`Teams.after_configured`), then kept by the renewal task;
+* ``attendance_days`` (30), ``subscription_minutes`` (at most 4,220: Graph's 4,230 less a
+  margin for clock skew);
 * ``base_url`` / ``login_base_url``: Graph and the login host (a simulator in tests).
 
 Streams: ``events`` (the organizer's calendar into ``events``, incremental on
@@ -165,6 +169,10 @@ class Teams(Connector):
     def delete_webhook_subscriptions(self, db: Database) -> tuple[int, list[str]]:
         """Delete the integration's change-notification subscriptions at Graph."""
         return subscriptions.delete_all(db, self)
+
+    def after_configured(self, db: Database) -> list[str]:
+        """Subscribe to the organizer's calendar now, not at the next renewal round."""
+        return subscriptions.set_up(db, self)
 
     def refresh_credentials(self, current: Any) -> dict[str, Any] | None:
         """A new app token (client credentials have no refresh token: ask again)."""

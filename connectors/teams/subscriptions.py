@@ -1,8 +1,10 @@
 """Graph change-notification subscriptions of Teams integrations: created, renewed, recreated.
 
-An integration with a ``notification_url`` setting (the receiver's
-``https://<host>/webhooks/teams/<integration id>``) follows the organizer's calendar
-(``/users/{organizer}/events``: created, updated, deleted).  Each subscription is a
+An integration with a notification URL follows the organizer's calendar
+(``/users/{organizer}/events``: created, updated, deleted).  The URL is the
+``notification_url`` setting, where ``{integration_id}`` is replaced by the integration's
+id (``https://<host>/webhooks/teams/{integration_id}``, the receiver's URL), or else
+derived from ``PLUGS_PUBLIC_BASE_URL`` (``<base>/webhooks/teams/<integration id>``).  Each subscription is a
 :class:`~models.webhooks.WebhookSubscription` row; Graph's is created with a clientState
 of the integration's own (generated once, stored encrypted with its credentials as
 ``client_state``) and the same URL for lifecycle notifications.
@@ -10,8 +12,12 @@ of the integration's own (generated once, stored encrypted with its credentials 
 Graph deletes a subscription that is not renewed (docs/vendors/teams.md#change-notifications),
 so :func:`renew_expiring` (the ``webhooks.renew_subscriptions`` beat task) creates the
 missing ones and PATCHes a new expiry into each one past half its lifetime
-(``subscription_minutes`` setting, default 4,230); one Graph no longer knows is created
-again.  Failures are kept in ``last_error``, and the next round tries again.
+(``subscription_minutes`` setting, at most 4,230 less :data:`SKEW_MARGIN`: Graph checks
+the expiry against its own clock, which may be behind ours); one Graph no longer knows is
+created again.  :func:`set_up` does the same for one integration as soon as it is added or
+changed (``Teams.after_configured``), so its first notification need not wait for the
+task.  A subscription Graph refuses to create ends ``failed`` with Graph's reason in
+``last_error``; a renewal that fails keeps its reason there too; the next round tries again.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from connectors import loading
 from connectors.base import unwrap_secret
 from connectors.credentials import Credentials, decrypt_credentials, store_credentials
 from core.errors import ConfigError, PlugsError
+from core.settings import get_settings
 from models.base import utcnow
 from models.integrations import Integration
 from models.session import ROW_LOCK, Database, PlugsSession
@@ -38,8 +45,15 @@ if TYPE_CHECKING:
     from connectors.teams.connector import Teams
 
 log = logging.getLogger(__name__)
-DEFAULT_MINUTES = 4230
+#: Graph's longest lifetime of a subscription to events (docs/vendors/teams.md).
+MAX_MINUTES = 4230
+#: Asked for less than the longest lifetime by this much: Graph refuses an expiry past
+#: its own now + 4,230 minutes, and its clock may be behind ours.
+SKEW_MARGIN = timedelta(minutes=10)
+DEFAULT_MINUTES = MAX_MINUTES - int(SKEW_MARGIN.total_seconds() // 60)
 CHANGE_TYPES = "created,updated,deleted"
+#: The receiver's path of a Teams integration, under the public base URL.
+RECEIVER_PATH = "/webhooks/teams/{integration_id}"
 
 
 @dataclass
@@ -53,9 +67,46 @@ class RenewalReport:
 
 
 def lifetime(integration: Integration) -> timedelta:
-    return timedelta(
-        minutes=int(integration.settings.get("subscription_minutes") or DEFAULT_MINUTES)
-    )
+    """The lifetime asked for: the ``subscription_minutes`` setting, at most
+    :data:`DEFAULT_MINUTES` (the longest less the margin for clock skew)."""
+    wanted = integration.settings.get("subscription_minutes") or DEFAULT_MINUTES
+    if not str(wanted).isdigit() or int(wanted) < 1:
+        raise ConfigError(f"subscription_minutes must be a number of minutes, not {wanted!r}")
+    return timedelta(minutes=min(int(wanted), DEFAULT_MINUTES))
+
+
+def notification_url(integration: Integration) -> str | None:
+    """Where Graph sends this integration's notifications: the ``notification_url``
+    setting with ``{integration_id}`` filled in, else derived from the public base URL
+    (``PLUGS_PUBLIC_BASE_URL``); None when neither is set."""
+    template = str(integration.settings.get("notification_url") or "").strip()
+    if not template:
+        base = (get_settings().public_base_url or "").strip().rstrip("/")
+        if not base:
+            return None
+        template = base + RECEIVER_PATH
+    return template.replace("{integration_id}", str(integration.id))
+
+
+def set_up(db: Database, connector: Teams) -> list[str]:
+    """Create (or renew) the integration's subscriptions now, as the renewal task would:
+    one line per subscription Graph did not accept (its row is ``failed``, with the
+    reason, and the task tries again)."""
+    integration = connector.integration
+    if not integration.is_active or notification_url(integration) is None:
+        return []
+    report = RenewalReport(integrations=1)
+    _renew_integration(db, integration, None, report, connector)
+    if not report.failed:
+        return []
+    with db.tenant(integration.organization_id) as session:
+        reasons = session.scalars(
+            select(WebhookSubscription.last_error).where(
+                WebhookSubscription.integration_id == integration.id,
+                WebhookSubscription.status == "failed",
+            )
+        )
+        return [f"Graph subscription not created: {reason}" for reason in reasons]
 
 
 def client_state(db: Database, connector: Teams) -> str:
@@ -89,7 +140,7 @@ def renew_expiring(db: Database, within: timedelta | None = None) -> RenewalRepo
                     Integration.provider == "teams", Integration.is_active.is_(True)
                 )
             )
-            if i.settings.get("notification_url")
+            if notification_url(i) is not None
         ]
     for integration in integrations:
         report.integrations += 1
@@ -102,9 +153,14 @@ def renew_expiring(db: Database, within: timedelta | None = None) -> RenewalRepo
 
 
 def _renew_integration(
-    db: Database, integration: Integration, within: timedelta | None, report: RenewalReport
+    db: Database,
+    integration: Integration,
+    within: timedelta | None,
+    report: RenewalReport,
+    connector: Teams | None = None,
 ) -> None:
-    connector = cast("Teams", loading.open_connector(integration))  # the registry's "teams"
+    if connector is None:
+        connector = cast("Teams", loading.open_connector(integration))  # registry's "teams"
     margin = within if within is not None else lifetime(integration) / 2
     with db.tenant(integration.organization_id) as session:
         rows = {
@@ -135,21 +191,25 @@ def refresh(db: Database, connector: Teams, row: WebhookSubscription) -> bool:
     """Renew ``row`` at Graph (PATCH a new expiry), or create it when it does not exist
     there (never created, removed, expired).  True when it is active afterwards."""
     client = loading.client_for(connector)
-    expiry = (
-        (datetime.now(UTC) + lifetime(connector.integration)).isoformat().replace("+00:00", "Z")
-    )
+    body: dict[str, Any] | None = None
     try:
-        body: dict[str, Any] | None = None
+        expiry = (
+            (datetime.now(UTC) + lifetime(connector.integration)).isoformat().replace("+00:00", "Z")
+        )
         if row.external_id and row.status == "active":
             response = client.request(
                 "PATCH", f"/subscriptions/{row.external_id}", json={"expirationDateTime": expiry}
             )
             body = response.json() if response.status_code == 200 else None
-        if body is None:
-            body = _create(db, connector, client, row.resource, expiry)
-    except PlugsError as exc:
+    except PlugsError as exc:  # not renewed: it lives at Graph until it expires
         row.last_error = str(exc)[:500]
         return False
+    if body is None:
+        try:
+            body = _create(db, connector, client, row.resource, expiry)
+        except PlugsError as exc:  # Graph has none: failed, created again next round
+            row.status, row.external_id, row.last_error = "failed", None, str(exc)[:500]
+            return False
     row.external_id = str(body["id"])
     row.expires_at = _parse(body.get("expirationDateTime")) or utcnow() + lifetime(
         connector.integration
@@ -200,9 +260,12 @@ def delete_all(db: Database, connector: Teams) -> tuple[int, list[str]]:
 def _create(
     db: Database, connector: Teams, client: Any, resource: str, expiry: str
 ) -> dict[str, Any]:
-    url = connector.integration.settings.get("notification_url")
+    url = notification_url(connector.integration)
     if not url:
-        raise ConfigError("set the integration's notification_url to receive Graph notifications")
+        raise ConfigError(
+            "set the integration's notification_url (or PLUGS_PUBLIC_BASE_URL) to receive "
+            "Graph notifications"
+        )
     payload = {
         "changeType": CHANGE_TYPES,
         "notificationUrl": url,

@@ -33,7 +33,7 @@ from connectors.credentials import (
     rotate_all,
     store_credentials,
 )
-from core.errors import ConfigError
+from core.errors import PlatformConfigError
 from core.settings import Settings
 from models import AuditLog, Integration
 from models.audit_trail import REDACTED
@@ -107,7 +107,7 @@ def test_a_ciphertext_copied_to_another_integration_does_not_decrypt(any_db: Dat
     with any_db.tenant(world.org_id) as session:
         session.get_one(Integration, target).credentials = dict(stolen)
     try:
-        with pytest.raises(ConfigError) as error:
+        with pytest.raises(PlatformConfigError) as error:  # ours, not the vendor's
             decrypt_credentials(_integration(any_db, world.org_id, target), keys=OLD_RING)
         assert "copied from another row" in str(error.value)
         assert CANARY not in str(error.value) and OLD.split(":")[1] not in str(error.value)
@@ -207,7 +207,7 @@ def test_postgresql_without_keys_is_refused_with_instructions(tmp_path: Path) ->
         secret_keys=None,
         database_url=SecretStr("postgresql+psycopg://app@db/plugs"),
     )
-    with pytest.raises(ConfigError, match="plugs keys generate"):
+    with pytest.raises(PlatformConfigError, match="plugs keys generate"):
         key_ring(settings)
     assert not (tmp_path / KEY_FILE).exists()
 

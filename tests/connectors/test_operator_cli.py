@@ -74,6 +74,7 @@ def test_a_failed_sync_exits_non_zero(
             "wrong",
             "--setting",
             f"base_url={server.base_url}",
+            "--no-verify",  # kept unchecked: the sync is what fails here
             env=platform_env,
         )
         result = plugs(
@@ -94,8 +95,9 @@ def test_bad_input_is_one_line(plugs, platform_env: dict[str, str], app_db: Data
     missing = plugs("sync", str(uuid.uuid4()), env=platform_env)
     assert missing.returncode == 1 and "no integration with id" in missing.stderr
     bad_stream = plugs(
-        "integrations", "add", "hubspot", "--org", str(org.id), "--token", "t", env=platform_env
-    )
+        "integrations", "add", "hubspot", "--org", str(org.id), "--token", "t", "--no-verify",
+        env=platform_env,
+    )  # fmt: skip
     stream = plugs("sync", bad_stream.stdout.strip(), "--stream", "deals", env=platform_env)
     assert stream.returncode == 1 and "has no stream deals" in stream.stderr
     for result in (unknown, missing, stream):

@@ -63,8 +63,10 @@ def test_metrics_show_runs_records_durations_and_lag_after_a_sync(
         - value(before, "plugs_sync_records", **processed)
         == 12
     )
-    count = "plugs_sync_run_duration_seconds_gcount"
+    count = "plugs_sync_run_duration_seconds_count"  # a histogram's names, not _gcount
     assert value(after, count, provider="hubspot") == value(before, count, provider="hubspot") + 1
+    assert not any(name.endswith(("_gcount", "_gsum")) for name, _ in after)
+    assert ("plugs_sync_run_duration_seconds_sum", frozenset({("provider", "hubspot")})) in after
     assert ("plugs_sync_lag_seconds", frozenset({("provider", "hubspot")})) in after
     assert value(after, "plugs_metrics_source_up", source="database") == 1
     assert value(after, "plugs_metrics_source_up", source="broker") == 1

@@ -24,7 +24,7 @@ def _one_line_error(result) -> str:  # type: ignore[no-untyped-def]
 def test_a_schedule_is_set_listed_paused_and_cleared(plugs, org) -> None:  # type: ignore[no-untyped-def]
     env, org_id = org
     added = plugs(
-        "integrations", "add", "hubspot", "--org", org_id, "--token", "pat-x",
+        "integrations", "add", "hubspot", "--org", org_id, "--token", "pat-x", "--no-verify",
         "--cron", "0 9 * * 1-5", "--timezone", "Europe/Paris", env=env,
     )  # fmt: skip
     assert added.returncode == 0, added.stderr
@@ -57,7 +57,9 @@ def test_a_schedule_is_set_listed_paused_and_cleared(plugs, org) -> None:  # typ
 )
 def test_bad_schedules_are_refused_in_one_line(plugs, org, args, message) -> None:  # type: ignore[no-untyped-def]
     env, org_id = org
-    added = plugs("integrations", "add", "hubspot", "--org", org_id, "--token", "x", env=env)
+    added = plugs(
+        "integrations", "add", "hubspot", "--org", org_id, "--token", "x", "--no-verify", env=env
+    )
     line = _one_line_error(plugs("schedules", "set", added.stdout.strip(), *args, env=env))
     assert message in line
 
@@ -73,6 +75,7 @@ def test_integrations_add_with_a_bad_schedule_adds_nothing(plugs, org) -> None: 
             org_id,
             "--token",
             "x",
+            "--no-verify",
             "--schedule",
             "every 1w",
             env=env,

@@ -7,7 +7,7 @@ import json
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from connectors import loading
 from connectors.base import WebhookRequest
@@ -86,24 +86,22 @@ def test_per_event_failures_are_counted_with_their_reasons(
         assert failure["record_id"] == str(bad) and "invalid email" in failure["reason"]
 
 
-def test_unknown_inactive_or_mistyped_integrations_are_404(
-    hooked: Hooked, app_db: Database
-) -> None:
+def test_unknown_removed_or_mistyped_integrations_are_404(hooked: Hooked, app_db: Database) -> None:
     headers, body = hooked.signed([hooked.sim.contact_event("creation", 1)])
     other = hooked.client.post(f"/webhooks/hubspot/{uuid.uuid4()}", content=body, headers=headers)
     garbage = hooked.client.post("/webhooks/hubspot/not-an-id", content=body, headers=headers)
     wrong_provider = hooked.client.post(
         f"/webhooks/zoom/{hooked.vendor.integration_id}", content=body, headers=headers
     )
-    with app_db.tenant(hooked.vendor.org_id) as session:
-        session.execute(update(Integration).values(is_active=False))
+    with app_db.tenant(hooked.vendor.org_id) as session:  # removed (a paused one stores)
+        session.get_one(Integration, hooked.vendor.integration_id).soft_delete()
     from workers.http import webhooks
 
     webhooks.forget_cached()
-    inactive = hooked.client.post(hooked.path, content=body, headers=headers)
+    removed = hooked.client.post(hooked.path, content=body, headers=headers)
 
-    assert [r.status_code for r in (other, garbage, wrong_provider, inactive)] == [404] * 4
-    assert len({r.text for r in (other, garbage, wrong_provider, inactive)}) == 1
+    assert [r.status_code for r in (other, garbage, wrong_provider, removed)] == [404] * 4
+    assert len({r.text for r in (other, garbage, wrong_provider, removed)}) == 1
     assert _deliveries(app_db, hooked) == []
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Any
 
@@ -11,6 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, StatementError
 
 from core.errors import PlugsError
+from core.settings import Settings, describe_invalid
 
 
 class PlugsGroup(click.Group):
@@ -20,19 +22,34 @@ class PlugsGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ValidationError as exc:
+            if exc.title == Settings.__name__:
+                raise click.ClickException(describe_invalid(exc)) from None
             problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+                f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in exc.errors()
             )
-            raise click.ClickException(f"invalid settings: {problems}") from None
+            raise click.ClickException(f"invalid {exc.title}: {problems}") from None
         except (PlugsError, LookupError, ValueError) as exc:
             raise click.ClickException(_first_line(exc)) from None
         except (StatementError, DBAPIError) as exc:
-            raise click.ClickException(f"database error: {_first_line(exc.orig or exc)}") from None
+            raise click.ClickException(_database_error(exc)) from None
 
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
+
+
+#: PostgreSQL's words for a database that is not there (libpq's FATAL line).
+_NO_DATABASE = re.compile(r'database "[^"]+" does not exist')
+
+
+def _database_error(exc: StatementError | DBAPIError) -> str:
+    """The database's own first line, with what to do when the database is missing."""
+    text = " ".join(str(exc.orig or exc).split())
+    missing = _NO_DATABASE.search(text)
+    if missing:
+        return f"database error: {missing.group(0)} (create it with `plugs db create`)"
+    return f"database error: {_first_line(exc.orig or exc)}"
 
 
 @click.group(cls=PlugsGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -56,6 +73,7 @@ def _register() -> None:
         keys,
         notify,
         processes,
+        runs,
         schedules,
         status,
         up,
@@ -66,6 +84,7 @@ def _register() -> None:
         db,
         accounts,
         integrations,
+        runs,
         schedules,
         processes,
         demo,

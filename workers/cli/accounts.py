@@ -22,8 +22,11 @@ def org() -> None:
 @click.option("--domain", help="The organization's email domain.")
 @click.option("--plan", type=click.Choice(SUBSCRIPTION_PLANS), default="free", show_default=True)
 def org_create(name: str, domain: str | None, plan: str) -> None:
-    """Create an organization and print its id."""
-    click.echo(accounts.create_organization(get_database(), name, domain=domain, plan=plan).id)
+    """Create an organization and print its id (a name already taken is refused)."""
+    created = accounts.create_organization(
+        get_database(), name, domain=domain, plan=plan, unique_name=True
+    )
+    click.echo(created.id)
 
 
 @org.command("list")

@@ -1,11 +1,11 @@
-"""`plugs integrations`, `plugs sync`, `plugs logs`."""
+"""`plugs integrations` (`plugs sync` and `plugs logs` are in :mod:`workers.cli.runs`)."""
 
 from __future__ import annotations
 
 import json
 import sys
-import time
 import uuid
+from datetime import datetime
 from typing import Any
 
 import click
@@ -13,14 +13,12 @@ import click
 from connectors import integrations
 from connectors.registry import installed
 from core.errors import PlugsError
-from models.integrations import IntegrationLog
 from models.session import get_database
-from runs import sync
+from scheduler import schedules
 from scheduler.schedules import set_schedule
 from scheduler.timing import Timing
 from workers.cli.params import KEY_VALUE, UUID
-
-FINISHED = ("success", "failed", "partial")
+from workers.cli.runs import run_line as _run_line
 
 
 @click.group("integrations")
@@ -28,35 +26,21 @@ def integrations_group() -> None:
     """Connections of organizations to vendors."""
 
 
-@integrations_group.command("add")
-@click.argument("provider")
-@click.option("--org", "org_id", type=UUID, required=True, help="The organization's id.")
-@click.option("--token", help="An API token ('-' reads it from standard input).")
-@click.option("--credentials", "credentials_json", help="Credential fields as a JSON object.")
-@click.option(
+_TOKEN = click.option("--token", help="An API token ('-' reads it from standard input).")
+_CREDENTIALS = click.option(
+    "--credentials", "credentials_json", help="Credential fields as a JSON object."
+)
+_SETTING = click.option(
     "--setting",
     "settings",
     type=KEY_VALUE,
     multiple=True,
     help="key=value, repeatable (e.g. base_url=https://...).",
 )
-@click.option("--schedule", "every", help="Sync on an interval, e.g. 'every 15m'.")
-@click.option("--cron", help="Sync on a cron expression, e.g. '0 * * * *'.")
-@click.option("--timezone", help="IANA time zone of --cron (default UTC).")
-def add(
-    provider: str,
-    org_id: uuid.UUID,
-    token: str | None,
-    credentials_json: str | None,
-    settings: tuple[tuple[str, str], ...],
-    every: str | None,
-    cron: str | None,
-    timezone: str | None,
-) -> None:
-    """Connect an organization to PROVIDER and print the integration's id."""
-    timing = None
-    if every or cron or timezone:  # checked before anything is written
-        timing = Timing.parse(every=every, cron=cron, timezone=timezone)
+
+
+def _credentials(token: str | None, credentials_json: str | None) -> dict[str, Any]:
+    """The credential fields of --credentials and --token (read from stdin for '-')."""
     credentials: dict[str, Any] = {}
     if credentials_json:
         try:
@@ -67,23 +51,67 @@ def add(
             raise PlugsError("--credentials must be a JSON object")
     if token is not None:
         credentials["token"] = sys.stdin.readline().strip() if token == "-" else token
+    return credentials
+
+
+@integrations_group.command("add")
+@click.argument("provider")
+@click.option("--org", "org_id", type=UUID, required=True, help="The organization's id.")
+@_TOKEN
+@_CREDENTIALS
+@_SETTING
+@click.option("--name", help="A name of yours for it (shown by list and show).")
+@click.option("--schedule", "every", help="Sync on an interval, e.g. 'every 15m'.")
+@click.option("--cron", help="Sync on a cron expression, e.g. '0 * * * *'.")
+@click.option("--timezone", help="IANA time zone of --cron (default UTC).")
+@click.option(
+    "--no-verify", is_flag=True, help="Keep it without the check call to the vendor (test)."
+)
+def add(
+    provider: str,
+    org_id: uuid.UUID,
+    token: str | None,
+    credentials_json: str | None,
+    settings: tuple[tuple[str, str], ...],
+    name: str | None,
+    every: str | None,
+    cron: str | None,
+    timezone: str | None,
+    no_verify: bool,
+) -> None:
+    """Connect an organization to PROVIDER and print the integration's id.
+
+    The credentials are checked first with one authenticated call to the vendor (what
+    `plugs integrations test` does); if it fails nothing is kept, unless --no-verify."""
+    timing = None
+    if every or cron or timezone:  # checked before anything is written
+        timing = Timing.parse(every=every, cron=cron, timezone=timezone)
+    credentials = _credentials(token, credentials_json)
+    db = get_database()
     created = integrations.add_integration(
-        get_database(), org_id, provider, credentials, dict(settings)
+        db, org_id, provider, credentials, dict(settings), name=name
     )
+    if not no_verify:
+        check = integrations.check_integration(db, created.id)
+        if not check.ok:
+            integrations.remove_integration(db, created.id)
+            raise PlugsError(f"not added: {check.message} (--no-verify adds it unchecked)")
     if timing is not None:
-        set_schedule(get_database(), created.id, timing)
+        set_schedule(db, created.id, timing)
     click.echo(created.id)
 
 
 @integrations_group.command("list")
 @click.option("--org", "org_id", type=UUID, help="Only this organization's.")
 def list_(org_id: uuid.UUID | None) -> None:
-    """List integrations: id, provider, status, last sync, organization."""
+    """List integrations: id, provider, status, last sync, organization, name."""
     for i in integrations.list_integrations(get_database(), org_id):
         last = i.last_sync.isoformat(timespec="seconds") if i.last_sync else "never"
         paused = "" if i.is_active else " (paused)"
+        name = (i.metadata_ or {}).get("name")
         click.echo(
             f"{i.id}  {i.provider:<10} {i.status:<12} {last:<25} {i.organization_id}{paused}"
+            + (f"  {name}" if name else "")
         )
 
 
@@ -94,102 +122,117 @@ def providers() -> None:
         click.echo(name)
 
 
-class SyncGroup(click.Group):
-    """`plugs sync INTEGRATION_ID ...` runs a sync; `plugs sync replay RUN_ID` replays one."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
-            args = ["run", *args]
-        return super().parse_args(ctx, args)
-
-
-@click.group("sync", cls=SyncGroup)
-def sync_group() -> None:
-    """Run syncs: `plugs sync INTEGRATION_ID [--stream S] [--full] [--wait]`."""
-
-
-@sync_group.command("run")
+@integrations_group.command("show")
 @click.argument("integration_id", type=UUID)
-@click.option("--stream", "streams", multiple=True, help="Only this stream (repeatable).")
-@click.option("--full", is_flag=True, help="Ignore the saved cursors: a full refresh.")
-@click.option("--wait", is_flag=True, help="Block until the run ends; exit 1 if it failed.")
-@click.option("--timeout", default=3600.0, show_default=True, help="Seconds to wait with --wait.")
-def run(
-    integration_id: uuid.UUID, streams: tuple[str, ...], full: bool, wait: bool, timeout: float
-) -> None:
-    """Start a sync of INTEGRATION_ID and print the run's id."""
+@click.option("--runs", default=5, show_default=True, type=click.IntRange(0, 100))
+def show(integration_id: uuid.UUID, runs: int) -> None:
+    """Show an integration: provider, name, status, settings, schedules and last runs
+    (credentials are named, never shown)."""
     db = get_database()
-    org_id = integrations.organization_of(db, integration_id)
-    run_id = sync.start_run(
-        db, org_id, integration_id, streams=list(streams) or None, full_refresh=full
-    )
-    click.echo(run_id)
-    if wait:
-        _wait(org_id, run_id, timeout)
-
-
-@sync_group.command("replay")
-@click.argument("run_id", type=UUID)
-@click.option("--wait", is_flag=True, help="Block until the replay ends.")
-@click.option("--timeout", default=3600.0, show_default=True)
-def replay(run_id: uuid.UUID, wait: bool, timeout: float) -> None:
-    """Re-process only the records that failed in RUN_ID; prints the new run's id."""
-    db = get_database()
-    org_id = integrations.organization_of_run(db, run_id)
-    new_run = sync.replay_run(db, org_id, run_id)
-    click.echo(new_run)
-    if wait:
-        _wait(org_id, new_run, timeout)
-
-
-def _wait(org_id: uuid.UUID, run_id: uuid.UUID, timeout: float) -> None:
-    db = get_database()
-    deadline = time.monotonic() + timeout
-    while True:
-        with db.tenant(org_id) as session:
-            run = session.get(IntegrationLog, run_id)
-            assert run is not None
-            if run.status in FINISHED:
-                break
-        if time.monotonic() > deadline:
-            raise PlugsError(f"run {run_id} still running after {timeout:.0f}s (is a worker up?)")
-        time.sleep(0.5)
-    click.echo(f"{run.status}: {run.records_processed} processed, {run.records_failed} failed")
-    if run.status == "failed":
-        raise PlugsError(run.message or "the run failed")
-
-
-@click.command("logs")
-@click.argument("integration_id", type=UUID)
-@click.option("--last", default=10, show_default=True, help="How many runs.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per run, with failures.")
-def logs(integration_id: uuid.UUID, last: int, as_json: bool) -> None:
-    """Show an integration's runs, newest first."""
-    for run in integrations.recent_runs(get_database(), integration_id, last):
-        if as_json:
-            click.echo(json.dumps(_run_json(run), default=str))
-            continue
-        started = run.started_at.isoformat(timespec="seconds") if run.started_at else "-"
+    view = integrations.describe_integration(db, integration_id, runs=runs)
+    integration = view.integration
+    last = integration.last_sync.isoformat(timespec="seconds") if integration.last_sync else "never"
+    state = "active" if integration.is_active else "paused (schedules and webhooks wait)"
+    key = f" (encrypted with key {view.key_id})" if view.key_id else ""
+    lines = [
+        ("id", str(integration.id)),
+        ("provider", f"{integration.provider} ({integration.integration_type})"),
+        ("name", view.name or "-"),
+        ("organization", str(integration.organization_id)),
+        ("status", f"{integration.status}, {state}"),
+        ("last sync", last),
+        ("credentials", ", ".join(view.credential_fields) + key),
+        ("settings", ", ".join(f"{k}={v}" for k, v in view.settings.items()) or "-"),
+    ]
+    if view.last_error:
+        lines.append(("last error", view.last_error))
+    for label, value in lines:
+        click.echo(f"{label:<13} {value}")
+    found = schedules.list_schedules(db, integration.organization_id, integration_id=integration.id)
+    click.echo(f"{'schedules':<13} {'-' if not found else ''}".rstrip())
+    for row in found:
         click.echo(
-            f"{run.id}  {started}  {run.operation:<7} {run.status:<8} "
-            f"{run.records_processed:>7} ok {run.records_failed:>5} failed  {run.message or ''}"
+            f"  {row.schedule}; next {_when(row.next_run_at)}, last {_when(row.last_run_at)} "
+            f"{row.last_slot_status or ''}".rstrip()
         )
+    if runs:
+        click.echo(f"{'runs':<13} {'-' if not view.runs else ''}".rstrip())
+        for run in view.runs:
+            click.echo(f"  {_run_line(run)}")
 
 
-def _run_json(run: IntegrationLog) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "integration_id": run.integration_id,
-        "operation": run.operation,
-        "status": run.status,
-        "started_at": run.started_at,
-        "completed_at": run.completed_at,
-        "records_processed": run.records_processed,
-        "records_failed": run.records_failed,
-        "message": run.message,
-        "error_details": run.error_details,
-        "request_data": run.request_data,
-    }
+@integrations_group.command("update")
+@click.argument("integration_id", type=UUID)
+@_TOKEN
+@_CREDENTIALS
+@_SETTING
+@click.option("--unset", multiple=True, help="Remove this setting (repeatable).")
+@click.option("--name", help="A new name.")
+def update(
+    integration_id: uuid.UUID,
+    token: str | None,
+    credentials_json: str | None,
+    settings: tuple[tuple[str, str], ...],
+    unset: tuple[str, ...],
+    name: str | None,
+) -> None:
+    """Change an integration's credentials (merged over the stored ones, encrypted),
+    settings or name; check the result with `plugs integrations test`."""
+    changed = integrations.update_integration(
+        get_database(),
+        integration_id,
+        credentials=_credentials(token, credentials_json),
+        settings=dict(settings),
+        unset=unset,
+        name=name,
+    )
+    click.echo(f"updated {integration_id}: {', '.join(changed)}")
 
 
-COMMANDS = [integrations_group, sync_group, logs]
+@integrations_group.command("pause")
+@click.argument("integration_id", type=UUID)
+def pause(integration_id: uuid.UUID) -> None:
+    """Pause scheduled and webhook-driven work: schedules stop, webhooks are still
+    received and stored but wait in the inbox until `resume`."""
+    schedules.set_active(get_database(), integration_id, False)
+    click.echo(f"paused {integration_id}: schedules stop, webhook deliveries wait")
+
+
+@integrations_group.command("resume")
+@click.argument("integration_id", type=UUID)
+def resume(integration_id: uuid.UUID) -> None:
+    """Resume: schedules go on at their next due time, waiting webhooks are processed."""
+    waiting = schedules.set_active(get_database(), integration_id, True)
+    click.echo(f"resumed {integration_id}: {waiting} waiting webhook deliveries enqueued")
+
+
+@integrations_group.command("remove")
+@click.argument("integration_id", type=UUID)
+def remove(integration_id: uuid.UUID) -> None:
+    """Remove an integration (soft delete): its schedules are cleared, its webhook
+    subscriptions at the vendor deleted, and its webhooks answered 404 from then on."""
+    removal = integrations.remove_integration(get_database(), integration_id)
+    for problem in removal.problems:
+        click.echo(f"warning: {problem}", err=True)
+    click.echo(
+        f"removed {integration_id}: {removal.schedules} schedules cleared, "
+        f"{removal.subscriptions} vendor subscriptions deleted"
+    )
+
+
+@integrations_group.command("test")
+@click.argument("integration_id", type=UUID)
+def test(integration_id: uuid.UUID) -> None:
+    """Make one cheap authenticated call to the vendor and say ok or the vendor's error
+    (exit 1); ok marks the integration connected, refused credentials mark it error."""
+    check = integrations.check_integration(get_database(), integration_id)
+    if not check.ok:
+        raise PlugsError(f"failed: {check.message}")
+    click.echo(f"ok: {check.message} ({check.seconds:.2f} s)")
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.isoformat(timespec="seconds") if moment else "never"
+
+
+COMMANDS = [integrations_group]

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import click
 
+from models.accounts import get_user
 from models.base import utcnow
 from models.notifications import NOTIFICATION_TYPES
 from models.session import get_database
@@ -98,6 +99,7 @@ def notify(
 @click.option("--ttl", type=Duration(), default="1h", show_default=True, help="Valid this long.")
 def feed_token(org_id: uuid.UUID, user_id: uuid.UUID, ttl: timedelta) -> None:
     """Print a token that opens USER's in-app feed (GET /feed, /feed/stream)."""
+    get_user(get_database(), org_id, user_id)  # no token for someone who is not there
     click.echo(issue(org_id, user_id, ttl=int(ttl.total_seconds())))
 
 

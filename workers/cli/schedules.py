@@ -51,7 +51,8 @@ def clear(integration_id: uuid.UUID, streams: tuple[str, ...]) -> None:
 @schedules_group.command("pause")
 @click.argument("integration_id", type=UUID)
 def pause(integration_id: uuid.UUID) -> None:
-    """Pause INTEGRATION_ID (is_active false): its schedules stop."""
+    """Pause INTEGRATION_ID (as `plugs integrations pause`): its schedules stop and its
+    webhook deliveries wait in the inbox."""
     schedules.set_active(get_database(), integration_id, False)
     click.echo(f"paused {integration_id}")
 
@@ -59,15 +60,17 @@ def pause(integration_id: uuid.UUID) -> None:
 @schedules_group.command("resume")
 @click.argument("integration_id", type=UUID)
 def resume(integration_id: uuid.UUID) -> None:
-    """Resume INTEGRATION_ID: its schedules go on at their next due time."""
-    schedules.set_active(get_database(), integration_id, True)
-    click.echo(f"resumed {integration_id}")
+    """Resume INTEGRATION_ID: its schedules go on at their next due time and the webhook
+    deliveries that waited are processed."""
+    waiting = schedules.set_active(get_database(), integration_id, True)
+    click.echo(f"resumed {integration_id}: {waiting} waiting webhook deliveries enqueued")
 
 
 @schedules_group.command("list")
 @click.option("--org", "org_id", type=UUID, help="Only this organization's.")
 def list_(org_id: uuid.UUID | None) -> None:
-    """Integration, provider, schedule, next run, last run, last slot status."""
+    """Integration, provider, schedule, next run, last run, and the last slot's state
+    (the status of the run it started, or skipped)."""
     for row in schedules.list_schedules(get_database(), org_id):
         paused = " (paused)" if not row.active else ""
         click.echo(

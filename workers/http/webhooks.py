@@ -4,8 +4,10 @@ Order of work for every request (docs/architecture.md#the-life-of-a-webhook-deli
 
 1. refuse a body over the size limit with 413 before reading it whole (Content-Length
    first, then while streaming);
-2. find the integration: unknown, inactive, deleted or of another provider -> 404, the
-   same answer for all of them;
+2. find the integration: unknown, deleted (removed) or of another provider -> 404, the
+   same answer for all of them; credentials our keys cannot open -> 503 (our fault: the
+   vendor retries).  A paused integration's deliveries are verified and stored as usual
+   but not handed to the workers: they wait in the inbox until it resumes;
 3. refuse a request that repeats a security header or parameter the connector declares
    (``webhook_security_headers``/``webhook_security_params``: its signature, timestamp,
    Authorization, URL secret) with 400 before anything is verified: the copy we would
@@ -40,7 +42,7 @@ from starlette.routing import Route
 
 from connectors import loading
 from connectors.base import Connector, WebhookRequest
-from core.errors import AuthError, ConfigError, PlugsError
+from core.errors import AuthError, ConfigError, PlatformConfigError, PlugsError
 from core.settings import get_settings
 from models.integrations import Integration
 from models.session import get_database
@@ -86,7 +88,12 @@ def _connector(provider: str, integration_id: str) -> Connector:
     """The integration's connector (cached briefly), or 404 for anything not receivable."""
     known = _fresh(provider, integration_id)
     if known is None:
-        known = _Known(_lookup(provider, integration_id), time.monotonic() + CACHE_SECONDS)
+        try:
+            found = _lookup(provider, integration_id)
+        except PlatformConfigError as exc:  # not cached: fixing the keys takes effect at once
+            log.error("integration %s cannot receive webhooks: %s", integration_id, exc)
+            raise _Refused(503, "unavailable, retry later", "our_configuration") from None
+        known = _Known(found, time.monotonic() + CACHE_SECONDS)
         with _cache_lock:
             if len(_cache) > 10_000:
                 _cache.clear()
@@ -103,12 +110,14 @@ def _lookup(provider: str, integration_id: str) -> Connector | None:
         return None
     with get_database().system("webhook receiver: find the integration") as session:
         integration = session.scalar(select(Integration).where(Integration.id == wanted))
-        if integration is None or integration.provider != provider or not integration.is_active:
+        if integration is None or integration.provider != provider:
             return None
         session.expunge(integration)
     try:
         return loading.open_connector(integration)
-    except PlugsError as exc:  # no such connector installed, undecryptable credentials
+    except PlatformConfigError:
+        raise
+    except PlugsError as exc:  # no such connector installed
         log.warning("integration %s cannot receive webhooks: %s", integration_id, exc)
         return None
 
@@ -223,7 +232,7 @@ async def receive(request: Request) -> Response:
         log.error("webhook receiver: database unavailable: %s", _reason(exc))
         WEBHOOK_DELIVERIES.labels(label, "rejected", "inbox_unavailable").inc()
         return JSONResponse({"error": "unavailable, retry later"}, 503)
-    if stored is not None and stored.new:
+    if stored is not None and stored.new and connector.integration.is_active:
         handoff().put(stored.organization_id, stored.delivery_id)
     return response
 
