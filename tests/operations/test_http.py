@@ -151,7 +151,8 @@ def test_readyz_answers_503_naming_the_database_when_it_is_unreachable(
     platform_env: dict[str, str], client: TestClient
 ) -> None:
     unreachable = "postgresql+psycopg://plugs_app:canary-pw-123456@127.0.0.1:1/plugs"
-    with settings_env(PLUGS_DATABASE_URL=unreachable):
+    system = "postgresql+psycopg://plugs_system:canary-pw-654321@127.0.0.1:1/plugs"
+    with settings_env(PLUGS_DATABASE_URL=unreachable, PLUGS_SYSTEM_DATABASE_URL=system):
         response = client.get("/readyz")
         samples = scrape(client)
         assert client.get("/healthz").status_code == 200
@@ -160,6 +161,7 @@ def test_readyz_answers_503_naming_the_database_when_it_is_unreachable(
     assert body["failed"] == ["database", "migrations"]
     assert body["checks"]["broker"]["ok"] is True
     assert "canary-pw-123456" not in response.text
+    assert "canary-pw-654321" not in response.text
     assert value(samples, "plugs_metrics_source_up", source="database") == 0
 
 
