@@ -23,7 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from models.base import Base, Json, OrgScoped, Timestamps, enum_column, json_column
 
 INBOX_STATUSES = ("received", "processed", "failed")
-SUBSCRIPTION_STATUSES = ("active", "expired", "removed")
+SUBSCRIPTION_STATUSES = ("active", "expired", "removed", "failed")
 
 
 class WebhookDelivery(OrgScoped, Timestamps, Base):

@@ -1,10 +1,19 @@
 """How Mailchimp's collections are walked: ``offset``/``count`` until ``total_items`` (the
 SDK's :class:`~connectors.paging.OffsetPaginator`).
 
-* Members: ``GET /lists/{list_id}/members`` sorted by ``last_changed`` ascending; an
-  incremental run asks only for members changed since the watermark
-  (``since_last_changed``; members at the boundary come again and are skipped by the
-  content hash).
+* Members: ``GET /lists/{list_id}/members`` sorted by ``last_changed`` ascending, paged by
+  that key rather than by a plain offset.  Mailchimp offers no order an edit cannot change
+  (``timestamp_opt``, ``timestamp_signup`` and ``last_changed`` all move), and with offset
+  paging an edit or a delete behind the current page shifts every later member one place
+  back, so one falls between two pages.  Instead each page asks ``since_last_changed`` = the
+  last ``last_changed`` read (Mailchimp's filter includes that second), at the offset of
+  the members of that second already read, less one: the first member answered must be
+  the last one read.  When it is not, members of that second moved (edited, deleted) and the
+  second is read again from its start (an edit only ever moves a member later, so that
+  second can only shrink and the re-read ends).  An edited member is read again at its new
+  place; nothing is stepped over, so the watermark (the largest ``last_changed`` stored)
+  never passes a member that was not stored.  An incremental run starts from the
+  watermark; members at the boundary come again and the content hash skips them.
 * Campaign activity: the audience's sent campaigns (``GET /campaigns``), then for each,
   ``GET /reports/{campaign_id}/email-activity`` (``since`` the watermark), flattened to one
   record per recipient and action.  Every recipient listed was sent the campaign, which
@@ -62,7 +71,10 @@ EMAIL_ACTIVITY = _offset_pages("emails")
 
 @dataclass(frozen=True)
 class MembersPaginator:
-    """Offset paging over an audience's members, oldest change first (module docstring).
+    """An audience's members, oldest change first, paged by ``last_changed`` (module
+    docstring).  The cursor: ``after`` (the last ``last_changed`` read), ``ties`` (members
+    of that second read so far), ``last`` (the id of the last one) and ``rereads`` (how
+    often a second was read again, so that every page of a run has a key of its own).
 
     ``relink`` (bound by ``Mailchimp.stream``) sees each page before it is upserted, to
     follow members whose address, and so whose id, changed.
@@ -73,10 +85,46 @@ class MembersPaginator:
     def fetch(
         self, client: VendorClient, stream: Stream, cursor: JSONDict | None, state: JSONDict
     ) -> Page:
-        page = MEMBERS.fetch(client, stream, cursor, state)
-        if self.relink is not None and page.records:
-            self.relink(page.records)
-        return page
+        cursor = cursor or {}
+        after, ties = cursor.get("after"), int(cursor.get("ties") or 0)
+        rereads = int(cursor.get("rereads") or 0)
+        key = f"members:{after or state.get('cursor') or ''}:{rereads}:{ties}"
+        if after is None or ties < 1:  # the first page (an older cursor starts over too)
+            records, following = self._page(client, stream, state.get("cursor"), 0)
+        else:
+            records, following = self._page(client, stream, after, ties - 1, overlap=True)
+            if records and records[0].get("id") == cursor.get("last"):
+                records = records[1:]  # the last member read: nothing moved before it
+            else:  # members of that second moved: read it again from its start
+                rereads += 1
+                ties = 0
+                records, following = self._page(client, stream, after, 0)
+        if self.relink is not None and records:
+            self.relink(records)
+        next_cursor = None
+        if following and records:
+            last = cursor_text(records[-1].get("last_changed"))
+            same = sum(1 for r in records if cursor_text(r.get("last_changed")) == last)
+            next_cursor = {
+                "after": last,
+                "ties": same + (ties if last == after else 0),
+                "last": records[-1].get("id"),
+                "rereads": rereads,
+            }
+        return Page(records, next_cursor, key=key)
+
+    @staticmethod
+    def _page(
+        client: VendorClient, stream: Stream, since: str | None, offset: int, overlap: bool = False
+    ) -> tuple[list[JSONDict], bool]:
+        """The members changed since ``since`` from ``offset`` (one more with ``overlap``)
+        and whether more follow."""
+        size = stream.page_size + 1 if overlap else stream.page_size
+        params = {"since_last_changed": since} if since else None
+        records, following = MEMBERS.page(
+            client, stream.path, offset, page_size=size, params=params
+        )
+        return records, following is not None
 
 
 def fetch_members(client: VendorClient, stream: Stream, ids: Sequence[str]) -> list[JSONDict]:

@@ -67,7 +67,8 @@ def zoom_time(moment: datetime) -> str:
 
 def encode_uuid(meeting_uuid: str) -> str:
     """A meeting UUID ready for a path: double-encoded when it starts with ``/`` or
-    contains ``//`` (Zoom decodes such paths twice), else unchanged (vendor doc A2)."""
+    contains ``//`` (Zoom decodes such paths twice), else unchanged
+    (docs/vendors/zoom.md#endpoints-we-call)."""
     if meeting_uuid.startswith("/") or "//" in meeting_uuid:
         return quote(quote(meeting_uuid, safe=""), safe="")
     return meeting_uuid
@@ -149,6 +150,7 @@ def map_registrant(record: JSONDict) -> MappedRecord:
                     "registrant_id": str(record["id"]),
                     "meeting_id": str(record["meeting_id"]),
                     "join_url": record.get("join_url"),
+                    "status": str(record.get("status") or "approved"),
                 }
             },
         },

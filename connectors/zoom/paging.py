@@ -5,12 +5,16 @@ streams walk *our* meetings: the ones linked to events in the external-id map.
 
 * ``meetings``: each linked meeting read again (``GET /meetings/{id}``), so a change made
   in Zoom reaches its event; a meeting deleted in Zoom (404, code 3001) is skipped.
-* ``registrants``: for each linked meeting, ``GET /meetings/{id}/registrants`` paged with
-  ``page_size`` and ``next_page_token`` (the SDK's :class:`~connectors.paging.CursorPaginator`;
-  a meeting deleted in Zoom has none).  Each registrant gets its ``meeting_id`` and the
-  ``user_id`` of the organization's user with its email (None when there is none: the
-  mapper fails that record with its reason).  Incremental runs keep the registrants
-  created at or after the watermark (``create_time``, the only time Zoom gives them).
+* ``registrants``: for each linked meeting, ``GET /meetings/{id}/registrants`` once per
+  status (``status=pending``, ``approved``, ``denied``: without it Zoom lists only the
+  approved ones), paged with ``page_size`` and ``next_page_token`` (the SDK's
+  :class:`~connectors.paging.CursorPaginator`; a meeting deleted in Zoom has none).  Each
+  registrant gets its ``meeting_id`` and the ``user_id`` of the organization's user with its
+  email (None when there is none: the mapper fails that record with its reason).  Every
+  run reads them all, as Zoom has no "changed since" filter; an incremental run keeps
+  those created at or after the watermark (``create_time``, the only time Zoom gives
+  them) and older ones stored here with another status (approved or denied in Zoom
+  since: that keeps their ``create_time``).
 
 The paginators need the integration (to read the map and match users), so the streams
 declared on the class hold unbound ones and :meth:`Zoom.stream` binds them.
@@ -28,6 +32,7 @@ from connectors.base import JSONDict, Page, Stream
 from connectors.paging import CursorPaginator
 from connectors.zoom.mapping import registrant_key
 from core.errors import ConfigError
+from models.events import EventAttendee
 from models.organizations import User
 from models.session import get_database
 from models.sync_state import ExternalId
@@ -36,6 +41,8 @@ if TYPE_CHECKING:
     from connectors.http import VendorClient
 
 MAX_PAGE = 300
+#: Zoom lists registrants of one status at a time (approved only when not asked).
+REGISTRANT_STATUSES = ("pending", "approved", "denied")
 REGISTRANTS = CursorPaginator(
     records="registrants",
     limit_param="page_size",
@@ -64,6 +71,22 @@ class Bound:
                 .order_by(ExternalId.external_id)
             )
             return list(ids)
+
+    def stored_statuses(self, keys: list[str]) -> dict[str, str]:
+        """The Zoom status last stored for each of these registrants (by external id)."""
+        if not keys:
+            return {}
+        with get_database().tenant(self.organization_id) as session:
+            rows = session.execute(
+                select(ExternalId.external_id, EventAttendee.metadata_)
+                .join(EventAttendee, EventAttendee.id == ExternalId.local_id)
+                .where(
+                    ExternalId.integration_id == self.integration_id,
+                    ExternalId.entity_type == EventAttendee.__tablename__,
+                    ExternalId.external_id.in_(keys),
+                )
+            )
+            return {key: str(((meta or {}).get("zoom") or {}).get("status")) for key, meta in rows}
 
     def users_by_email(self, emails: set[str]) -> dict[str, str]:
         if not emails:
@@ -120,21 +143,29 @@ class RegistrantsPaginator(_BoundPaginator):
         meetings, index = cursor["meetings"], int(cursor["i"])
         if index >= len(meetings):
             return Page([], None, key="registrants:none")
+        status = int(cursor.get("s") or 0)
         meeting_id, token = meetings[index], cursor.get("token") or ""
         found, following = REGISTRANTS.page(
-            client, f"/meetings/{meeting_id}/registrants", token, page_size=stream.page_size
+            client,
+            f"/meetings/{meeting_id}/registrants",
+            token,
+            page_size=stream.page_size,
+            params={"status": REGISTRANT_STATUSES[status]},
         )
         records = [{**r, "meeting_id": meeting_id} for r in found]
         since = state.get("cursor")
         if since:
-            records = [r for r in records if str(r.get("create_time") or "") >= since]
+            records = self._changed(records, since)
         if following:
             next_cursor: JSONDict | None = {**cursor, "token": following}
+        elif status + 1 < len(REGISTRANT_STATUSES):
+            next_cursor = {"meetings": meetings, "i": index, "s": status + 1}
         elif index + 1 < len(meetings):
             next_cursor = {"meetings": meetings, "i": index + 1}
         else:
             next_cursor = None
-        return Page(self._matched(records), next_cursor, key=f"registrants:{meeting_id}:{token}")
+        key = f"registrants:{meeting_id}:{REGISTRANT_STATUSES[status]}:{token}"
+        return Page(self._matched(records), next_cursor, key=key)
 
     def fetch_by_ids(self, client: VendorClient, stream: Stream, ids: list[str]) -> list[JSONDict]:
         records = []
@@ -145,6 +176,18 @@ class RegistrantsPaginator(_BoundPaginator):
             if response.status_code != 404:
                 records.append({**response.json(), "meeting_id": meeting_id})
         return self._matched(records)
+
+    def _changed(self, records: list[JSONDict], since: str) -> list[JSONDict]:
+        """Those created since ``since``, and older ones stored here with another status
+        (older ones not stored were read, and failed, before: a replay retries them)."""
+        keyed = [(registrant_key(r["meeting_id"], r.get("id")), r) for r in records]
+        older = {key for key, r in keyed if str(r.get("create_time") or "") < since}
+        stored = self._ours().stored_statuses(sorted(older))
+        return [
+            r
+            for key, r in keyed
+            if key not in older or (key in stored and stored[key] != r.get("status"))
+        ]
 
     def _matched(self, records: list[JSONDict]) -> list[JSONDict]:
         emails = {str(r.get("email") or "").strip().lower() for r in records}

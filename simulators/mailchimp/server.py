@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
+import re
 import runpy
 import secrets
 import threading
@@ -46,6 +48,7 @@ DEFAULT_KEY = "0123456789abcdef0123456789abcdef-us21"
 DEFAULT_LIST = "a6b5da1054"
 MAX_CONNECTIONS = 10
 TOO_MANY = "You have exceeded the limit of 10 simultaneous connections."
+_MEMBER_LIST = re.compile(r"^/3\.0/lists/[^/]+/members$")
 FIRST_NAMES = ("Jane", "John", "Amara", "Kenji", "Lucia", "Omar", "Priya", "Sven", "Zoe", "Tariq")
 LAST_NAMES = ("Doe", "Smith", "Okafor", "Tanaka", "Rossi", "Haddad", "Iyer", "Berg", "Lee", "Khan")
 
@@ -79,6 +82,7 @@ class MailchimpSimulator(Simulator):
         self.max_in_flight = 0
         self._in_flight = 0
         self._count_lock = threading.Lock()
+        self._page_hooks: list[Callable[[list[str]], None]] = []
 
     # ----------------------------------------------------------------- HTTP
 
@@ -90,7 +94,19 @@ class MailchimpSimulator(Simulator):
             if self.latency:
                 time.sleep(self.latency)
             with self._lock:
-                return self._respond(request)
+                response = self._respond(request)
+        if self._page_hooks and response.status_code == 200:
+            if _MEMBER_LIST.match(request.url.path):
+                ids = [member["id"] for member in json.loads(response.content)["members"]]
+                for hook in list(self._page_hooks):
+                    hook(ids)
+        return response
+
+    def on_page(self, hook: Callable[[list[str]], None]) -> None:
+        """Call ``hook(ids)`` with the ids of each page of members answered, before the
+        answer leaves: edits made there land between two pages of a listing, as a person's
+        edits in Mailchimp do while a long listing is being read."""
+        self._page_hooks.append(hook)
 
     def is_api_call(self, request: httpx.Request) -> bool:
         return request.url.path.startswith("/3.0/")
@@ -187,6 +203,12 @@ class MailchimpSimulator(Simulator):
                 members[member["id"]] = member
             member.update(fields)
             member["last_changed"] = stamp(self.clock())
+
+    def delete_member(self, key: str) -> None:
+        """Delete a member for good (it is no longer listed)."""
+        with self._lock:
+            member = self.api.member(self.list_id, key)
+            del self.state.lists[self.list_id][member["id"]]
 
     def corrupt_member(self, key: str, **fields: Any) -> None:
         """Overwrite stored fields as they are, keeping the member's id (a broken record)."""

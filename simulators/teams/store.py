@@ -212,10 +212,20 @@ class GraphStore:
         return subscription
 
     def _capped_expiry(self, requested: str | None, now: float) -> float:
+        """The expiry asked for, checked against this clock (Graph's): one past the
+        longest lifetime is refused, as Graph refuses it (400)."""
         cap = now + self.max_subscription_minutes * 60
         if not requested:
             return cap
-        return min(parse_graph_time(requested).timestamp(), cap)
+        expiry = parse_graph_time(requested).timestamp()
+        if expiry > cap:
+            raise ValueError(
+                "Subscription expiration can only be "
+                f"{self.max_subscription_minutes} minutes in the future."
+            )
+        if expiry <= now:
+            raise ValueError("Subscription expiration must be in the future.")
+        return expiry
 
     def subscription_json(self, subscription: Subscription) -> dict[str, Any]:
         return {

@@ -32,6 +32,14 @@ from simulators.zoom.store import Meeting, PageError, ZoomStore, iso
 
 __all__ = ["ZoomSimulator"]
 
+#: What ``PUT .../registrants/status`` actions leave a registrant as (a cancelled
+#: registration is listed with the denied ones).
+ACTIONS = {"approve": "approved", "deny": "denied", "cancel": "denied"}
+REGISTRANT_STATUSES = ("pending", "approved", "denied")
+MEETING_OVER = (
+    "Meeting is over, you can not register now. "
+    "If you have any questions, please contact the Meeting host."
+)
 QPS_MESSAGE = "You have reached the maximum per-second rate limit for this API. Try again later."
 _ROUTES: tuple[tuple[str, re.Pattern[str], str, str], ...] = (
     ("GET", re.compile(r"^/v2/users/me$"), "get_me", "Light"),
@@ -42,6 +50,12 @@ _ROUTES: tuple[tuple[str, re.Pattern[str], str, str], ...] = (
     ("DELETE", re.compile(r"^/v2/meetings/(\d+)$"), "delete_meeting", "Light"),
     ("GET", re.compile(r"^/v2/meetings/(\d+)/registrants$"), "list_registrants", "Medium"),
     ("POST", re.compile(r"^/v2/meetings/(\d+)/registrants$"), "add_registrant", "Light"),
+    (
+        "PUT",
+        re.compile(r"^/v2/meetings/(\d+)/registrants/status$"),
+        "registrant_status",
+        "Medium",
+    ),
     ("GET", re.compile(r"^/v2/meetings/(\d+)/registrants/([^/]+)$"), "get_registrant", "Light"),
     ("GET", re.compile(r"^/v2/past_meetings/([^/]+)/participants$"), "participants", "Medium"),
     ("GET", re.compile(r"^/v2/report/meetings/([^/]+)/participants$"), "participants", "Heavy"),
@@ -201,7 +215,9 @@ class ZoomSimulator(Simulator):
     def _list_registrants(self, request: httpx.Request, meeting_id: str) -> httpx.Response:
         meeting = self._meeting(meeting_id)
         query = dict(request.url.params)
-        wanted = query.get("status", "approved")
+        wanted = query.get("status", "approved")  # Zoom lists the approved unless asked
+        if wanted not in REGISTRANT_STATUSES:
+            raise ApiError(400, 300, f"Invalid status: {wanted}.")
         items = [r for r in meeting.registrants if r["status"] == wanted]
         page = self.store.page(f"registrants:{meeting_id}:{wanted}", items, query, self.clock())
         page["registrants"] = page.pop("_items")
@@ -211,6 +227,8 @@ class ZoomSimulator(Simulator):
         meeting = self._meeting(meeting_id)
         if meeting.settings.get("approval_type", 2) == 2:
             raise ApiError(404, 404, "Registration has not been enabled for this meeting.")
+        if meeting.status != "waiting":  # started or finished
+            raise ApiError(400, 3038, MEETING_OVER)
         body = json.loads(request.content or b"{}")
         email = str(body.get("email") or "")
         if not body.get("first_name") or email.count("@") != 1 or email.endswith("@"):
@@ -222,6 +240,23 @@ class ZoomSimulator(Simulator):
         answer = {"id": meeting.id, "registrant_id": registrant["id"]}
         answer |= {"join_url": registrant["join_url"], "topic": meeting.topic}
         return httpx.Response(201, json=answer | {"start_time": meeting.start_time})
+
+    def _registrant_status(self, request: httpx.Request, meeting_id: str) -> httpx.Response:
+        """Approve, deny or cancel registrants (by id or email); 204."""
+        meeting = self._meeting(meeting_id)
+        body = json.loads(request.content or b"{}")
+        action = body.get("action")
+        if action not in ACTIONS:
+            raise ApiError(400, 300, "Validation Failed.")
+        if action != "cancel" and meeting.status == "finished":
+            raise ApiError(400, 3038, MEETING_OVER)
+        for wanted in body.get("registrants") or []:
+            for registrant in meeting.registrants:
+                if registrant["id"] == wanted.get("id") or (
+                    wanted.get("email") and registrant["email"] == str(wanted["email"]).lower()
+                ):
+                    registrant["status"] = ACTIONS[action]
+        return httpx.Response(204)
 
     def _get_registrant(
         self, request: httpx.Request, meeting_id: str, registrant_id: str
@@ -264,6 +299,18 @@ class ZoomSimulator(Simulator):
             meeting = self.store.meetings[meeting_id]
             body = {"email": email, "first_name": first_name}
             return self.store.add_registrant(meeting, body, self.clock() if at is None else at)
+
+    def set_meeting_status(self, meeting_id: int, status: str) -> None:
+        """The meeting is ``waiting``, ``started`` or ``finished`` (then Zoom registers
+        nobody: code 3038)."""
+        with self._lock:
+            self.store.meetings[meeting_id].status = status
+
+    def set_registrant_status(self, meeting_id: int, registrant_id: str, status: str) -> None:
+        """The host approves or denies a registrant in Zoom (``pending``, ``approved``,
+        ``denied``)."""
+        with self._lock:
+            self.registrant(meeting_id, registrant_id)["status"] = status
 
     def registrant(self, meeting_id: int, registrant_id: str) -> dict[str, Any]:
         meeting = self.store.meetings[meeting_id]
