@@ -140,16 +140,17 @@ def _connect_args(url: URL, limits: DatabaseLimits) -> dict[str, Any]:
         "keepalives_count": 3,
         "tcp_user_timeout": limits.tcp * 1000,
     }
-    settings = {  # in ms; the server's keepalives find a client that went silent too
+    settings = {  # in ms (0: none of ours, the server's default applies)
         "statement_timeout": round(limits.statement * 1000),
         "lock_timeout": round(limits.lock * 1000),
         "idle_in_transaction_session_timeout": round(limits.idle_in_transaction * 1000),
+        # the server's keepalives find a client that went silent
         "tcp_keepalives_idle": args["keepalives_idle"],
         "tcp_keepalives_interval": args["keepalives_interval"],
         "tcp_keepalives_count": args["keepalives_count"],
         "tcp_user_timeout": args["tcp_user_timeout"],
     }
-    options = [f"-c {name}={value}" for name, value in settings.items()]
+    options = [f"-c {name}={value}" for name, value in settings.items() if value]
     if url.query.get("options"):
         options.insert(0, str(url.query["options"]))
     args["options"] = " ".join(options)
