@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -67,7 +67,7 @@ def make_world(db: Database, name: str = "Org") -> World:
                 title="Coffee",
                 amount=Decimal("12.50"),
                 event_id=event.id,
-                expense_date=date.today(),
+                expense_date=now.date(),
             ),
             "media_collection_items": MediaCollectionItem(
                 collection_id=collection.id, media_id=media.id

@@ -182,7 +182,8 @@ def test_a_hubspot_daily_429_raises_at_once_until_utc_midnight(client_for, waits
     with pytest.raises(RateLimitedError) as caught:
         client_for(vendor).request("GET", "/crm/v3/objects/contacts")
     after = datetime.now(UTC)
-    assert _ends_at_a_utc_midnight(caught.value.retry_after, before, after)
+    wait = caught.value.retry_after
+    assert wait is not None and _ends_at_a_utc_midnight(wait, before, after)
     assert waits == [] and len(vendor.requests) == 1
 
 
@@ -223,7 +224,8 @@ def test_a_zoom_daily_429_is_parked_until_its_retry_after_date(client_for, waits
     with pytest.raises(RateLimitedError) as caught:
         client_for(Vendor(zoom_daily)).request("GET", "/v2/users")
     after = datetime.now(UTC)
-    assert until - after <= timedelta(seconds=caught.value.retry_after) <= until - before
+    wait = caught.value.retry_after
+    assert wait is not None and until - after <= timedelta(seconds=wait) <= until - before
     assert waits == []
 
 

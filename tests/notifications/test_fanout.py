@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -38,18 +39,21 @@ def test_an_opted_out_channel_gets_nothing_and_org_defaults_apply(
     assert rows == {(org.admin, "email"), (org.users[1], "email"), (org.users[1], "sms")}
 
 
+def _zone_where_it_is_noon(now: datetime) -> ZoneInfo:
+    """A zone whose local time at ``now`` is 12:xx (POSIX signs: Etc/GMT-2 is UTC+2), so
+    quiet hours of 11:00-14:00 there hold ``now`` whatever the hour of the run, and end the
+    same local day.  Quiet hours across midnight and DST changes: test_quiet_hours.py."""
+    offset = 12 - now.astimezone(UTC).hour  # -11 .. +12
+    return ZoneInfo(f"Etc/GMT{-offset:+d}" if offset else "Etc/UTC")
+
+
 def test_quiet_hours_hold_email_until_they_end_but_not_in_app_or_urgent(
     db: Database, org: Org, providers: Providers
 ) -> None:
     now = datetime.now(UTC)
-    start, end = (now - timedelta(hours=1)).time(), (now + timedelta(hours=2)).time()
+    zone = _zone_where_it_is_noon(now)
     with db.tenant(org.id) as session:
-        set_profile(
-            session,
-            org.admin,
-            time_zone="UTC",
-            quiet_hours=(start.strftime("%H:%M"), end.strftime("%H:%M")),
-        )
+        set_profile(session, org.admin, time_zone=zone.key, quiet_hours=("11:00", "14:00"))
 
     held = send(
         db,
@@ -68,7 +72,8 @@ def test_quiet_hours_hold_email_until_they_end_but_not_in_app_or_urgent(
     assert (held.deferred, urgent.deferred, report.sent) == (1, 0, 2)
     waiting = [d for d in deliveries(db, org.id) if d.status == "queued"]
     assert len(waiting) == 1 and waiting[0].channel == "email"
-    assert waiting[0].due_at > now + timedelta(minutes=100)
+    quiet_end = now.astimezone(zone).replace(hour=14, minute=0, second=0, microsecond=0)
+    assert waiting[0].due_at == quiet_end
     assert [m["Subject"] for m in providers.mailbox.messages] == ["U"]
 
 
