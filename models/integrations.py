@@ -24,7 +24,8 @@ INTEGRATION_TYPES = ("crm", "email", "video", "calendar")
 INTEGRATION_STATUSES = ("connected", "disconnected", "error")
 OPERATIONS = ("sync", "export", "import", "webhook")
 #: ``running`` is ours: a run's row exists from its start, so a crash leaves a trace.
-RUN_STATUSES = ("running", "success", "failed", "partial")
+#: ``cancelled``: stopped by an operator (`plugs runs cancel`) at a page boundary.
+RUN_STATUSES = ("running", "success", "failed", "partial", "cancelled")
 
 
 class Integration(OrgScoped, Timestamps, SoftDelete, Base):

@@ -3,14 +3,17 @@ the change that needs them, published right after that transaction commits (a se
 event), and published again by the sweeper if the process died in between.  The broker is
 a transport; the database is the record.
 
-Task arguments are ids only (Flower and ``celery inspect`` show them).
+Task arguments are ids only (Flower and ``celery inspect`` show them); a task name may
+have a describer (:func:`describe_with`) whose short readable label, computed when the row
+is written, is published as the message's ``kwargsrepr``: what Flower shows as its keyword
+arguments, e.g. which integration and stream a page task serves.  Never a secret.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -50,6 +53,7 @@ def enqueue(
         available_at=available_at,
         organization_id=organization_id,
     )
+    _describe(session, message)
     session.add(message)
     session.info.setdefault(_PENDING, []).append(message)
     return message
@@ -84,10 +88,37 @@ def enqueue_many(
             for m in rows
         ],
     )
+    for row in rows:
+        _describe(session, row)
     session.info.setdefault(_PENDING, []).extend(rows)
 
 
 _PENDING = "outbox_pending"
+#: task name -> what labels its messages (registered by the layer that owns the task).
+_DESCRIBERS: dict[str, Callable[[PlugsSession, list[Any]], str | None]] = {}
+_LABEL = "_outbox_label"  # the label, kept on the message object until it is sent
+LABEL_LENGTH = 200
+
+
+def describe_with(
+    task_name: str, describer: Callable[[PlugsSession, list[Any]], str | None]
+) -> None:
+    """Label ``task_name``'s messages with ``describer(session, args)`` (called when each
+    is written, or swept); the label is published as the message's ``kwargsrepr``."""
+    _DESCRIBERS[task_name] = describer
+
+
+def _describe(session: PlugsSession, message: OutboxMessage) -> None:
+    describer = _DESCRIBERS.get(message.task_name)
+    if describer is None:
+        return
+    try:
+        label = describer(session, list(message.args))
+    except Exception:  # noqa: BLE001 - a label is a courtesy; the task goes out without it
+        log.warning("could not label a %s message", message.task_name, exc_info=True)
+        return
+    if label:
+        setattr(message, _LABEL, label[:LABEL_LENGTH])
 
 
 def _publish_committed(session: Session) -> None:
@@ -180,6 +211,8 @@ def sweep(db: Database, *, grace: timedelta = PUBLISH_GRACE) -> int:
             ).all()
             if not rows:
                 return total
+            for row in rows:
+                _describe(session, row)
             _mark_published(session, _send(rows))
             total += len(rows)
             if len(rows) < SWEEP_BATCH:
@@ -206,6 +239,7 @@ def _send(messages: Sequence[OutboxMessage]) -> list[uuid.UUID]:
                 task_id=str(message.id),
                 producer=producer,
                 eta=message.available_at,
+                kwargsrepr=getattr(message, _LABEL, None),
             )
             sent.append(message.id)
     return sent

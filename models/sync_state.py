@@ -1,4 +1,4 @@
-"""The tables a sync platform needs beyond erd.md.
+"""The tables a sync platform needs beyond docs/erd.md.
 
 * :class:`ExternalId` -- (integration, entity type, external id) -> local row, unique both
   ways; its ``content_hash`` is the hash of the record as last synced either way, which
@@ -102,6 +102,8 @@ class SyncStreamRun(OrgScoped, Timestamps, Base):
     attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     #: A parked stream (long Retry-After) resumes then; the stall sweeper leaves it alone.
     resume_at: Mapped[datetime | None]
+    #: Since when the current page keeps failing transiently (PLUGS_UNREACHABLE_AFTER).
+    failing_since: Mapped[datetime | None]
     last_error: Mapped[str | None]
 
 

@@ -9,6 +9,7 @@ close it once: counts are sums of page outcomes, never counters.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,6 +24,7 @@ from models.integrations import Integration, IntegrationLog
 from models.session import ROW_LOCK, Database, PlugsSession
 from models.sync_state import SyncCursor, SyncPageOutcome, SyncStreamRun
 from notifications import producers
+from runs import progress  # noqa: F401 - it labels page tasks for Flower
 from runs.batch import PAGE_TASK, RunRequest, dependencies, open_runs
 
 #: How many failures a run keeps with their reasons in error_details (the count is exact).
@@ -126,7 +128,9 @@ def replay_run(db: Database, org_id: uuid.UUID, run_id: uuid.UUID) -> uuid.UUID:
             )
         )
         for stream, failures in rows:
-            failed.setdefault(stream, []).extend(str(f["record_id"]) for f in failures)
+            failed.setdefault(stream, []).extend(
+                str(f["record_id"]) for f in failures if not f.get("warning")
+            )
         integration_id = run.integration_id
     if not failed:
         raise PlugsError(f"run {run_id} has no failed records to replay")
@@ -155,9 +159,9 @@ def close_run_if_finished(session: PlugsSession, run_id: uuid.UUID) -> bool:
             func.coalesce(func.sum(SyncPageOutcome.failed), 0),
         ).where(SyncPageOutcome.run_id == run_id)
     ).one()
-    failures = _failures(session, run_id)
+    failures, warnings = _failures(session, run_id)
     broken = {s.stream: s.last_error for s in streams if s.status == "failed"}
-    run.error_details = {"failures": failures, "failed_streams": broken}
+    run.error_details = {"failures": failures, "failed_streams": broken, "warnings": warnings}
     run.response_data = {
         "streams": {s.stream: {"pages": s.pages_done, "status": s.status} for s in streams}
     }
@@ -172,6 +176,83 @@ def close_run_if_finished(session: PlugsSession, run_id: uuid.UUID) -> bool:
     )
     _update_integration(session, run, broken)
     return True
+
+
+#: The reason of the streams a cancel stopped (and of the run's message).
+CANCELLED = "cancelled by an operator"
+
+
+def cancel_run(db: Database, org_id: uuid.UUID, run_id: uuid.UUID) -> IntegrationLog:
+    """Stop a running run at the next page boundary: its unfinished streams end (a page
+    being written finishes first: their rows are locked), the run ends ``cancelled`` with
+    the counts of the pages written so far.  Returns the run (detached)."""
+    with db.tenant(org_id) as session:
+        run = session.get(IntegrationLog, run_id)
+        if run is None:
+            raise NotFoundError(f"no run with id {run_id}")
+        if run.status != "running":
+            raise PlugsError(f"run {run_id} has already ended: {run.status}")
+        if run.operation == "webhook":
+            raise PlugsError(f"run {run_id} is a webhook batch: only syncs can be cancelled")
+        streams = _stop_streams(session, run_id, CANCELLED)
+        run = session.get(IntegrationLog, run_id, with_for_update=ROW_LOCK, populate_existing=True)
+        if run is not None and run.status == "running":  # its last page may have closed it
+            processed, failed = (
+                int(n)
+                for n in session.execute(
+                    select(
+                        func.coalesce(func.sum(SyncPageOutcome.succeeded), 0),
+                        func.coalesce(func.sum(SyncPageOutcome.failed), 0),
+                    ).where(SyncPageOutcome.run_id == run_id)
+                ).one()
+            )
+            failures, warnings = _failures(session, run_id)
+            broken = {s.stream: s.last_error for s in streams if s.status == "failed"}
+            run.error_details = {
+                "failures": failures,
+                "failed_streams": broken,
+                "warnings": warnings,
+            }
+            run.response_data = {
+                "streams": {s.stream: {"pages": s.pages_done, "status": s.status} for s in streams}
+            }
+            _advance_cursors(session, streams)
+            run.status = "cancelled"
+            run.records_processed, run.records_failed = processed, failed
+            run.completed_at = utcnow()
+            run.message = f"cancelled: {processed} records synced, {failed} failed; {CANCELLED}"
+        assert run is not None
+        session.flush()
+        session.expunge(run)
+        return run
+
+
+def stop_run(db: Database, org_id: uuid.UUID, run_id: uuid.UUID, reason: str) -> None:
+    """End every unfinished stream of a run with ``reason`` and close the run by the one
+    rule: the vendor is unreachable or refused the credentials, so the other streams would
+    only fail the same way, one after another."""
+    with db.tenant(org_id) as session:
+        _stop_streams(session, run_id, reason)
+        close_run_if_finished(session, run_id)
+
+
+def _stop_streams(session: PlugsSession, run_id: uuid.UUID, reason: str) -> list[SyncStreamRun]:
+    """Mark the run's unfinished streams failed with ``reason``.  Every stream row is
+    locked first, in one order: a page being stored commits before, and the next claim of
+    any of them finds its stream finished.  Returns all of the run's streams."""
+    streams = session.scalars(
+        select(SyncStreamRun)
+        .where(SyncStreamRun.run_id == run_id)
+        .order_by(SyncStreamRun.id)
+        .with_for_update(**ROW_LOCK)
+        .execution_options(populate_existing=True)
+    ).all()
+    for stream_run in streams:
+        if stream_run.status not in ("done", "failed"):
+            stream_run.status = "failed"
+            stream_run.last_error = reason
+    session.flush()
+    return list(streams)
 
 
 def run_status(succeeded: int, failed: int, broken: bool) -> str:
@@ -208,26 +289,47 @@ def finish_run(
     producers.run_ended(session, run)
 
 
-def _failures(session: PlugsSession, run_id: uuid.UUID) -> list[dict[str, Any]]:
+def _failures(
+    session: PlugsSession, run_id: uuid.UUID
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The run's failures and its warnings (records stored with a value cut to fit), up to
+    :data:`MAX_LISTED_FAILURES` of each, with their reasons."""
     listed: list[dict[str, Any]] = []
+    warnings: list[dict[str, Any]] = []
     rows = session.execute(
         select(SyncPageOutcome.stream, SyncPageOutcome.failures)
-        .where(SyncPageOutcome.run_id == run_id, SyncPageOutcome.failed > 0)
+        .where(SyncPageOutcome.run_id == run_id)
         .order_by(SyncPageOutcome.created_at)
     )
-    for stream, failures in rows:
-        for failure in failures:
-            if len(listed) >= MAX_LISTED_FAILURES:
-                return listed
-            listed.append({"stream": stream, **failure})
-    return listed
+    for stream, entries in rows:
+        for entry in entries:
+            warning = bool(entry.get("warning"))
+            into = warnings if warning else listed
+            if len(into) < MAX_LISTED_FAILURES:
+                into.append(
+                    {"stream": stream, **{k: v for k, v in entry.items() if k != "warning"}}
+                )
+    return listed, warnings
 
 
 def _summary(status: str, processed: int, failed: int, broken: dict[str, str | None]) -> str:
+    """One line: the counts, then each distinct stream error once with its streams."""
     text = f"{status}: {processed} records synced, {failed} failed"
-    if broken:
-        text += "; " + "; ".join(f"{name}: {reason}" for name, reason in broken.items())
+    first: dict[str, str] = {}  # the same error on another endpoint is the same cause
+    streams_of: dict[str, list[str]] = {}
+    for name, reason in broken.items():
+        cause = _REQUEST.sub("", reason or "failed")
+        first.setdefault(cause, reason or "failed")
+        streams_of.setdefault(cause, []).append(name)
+    if streams_of:
+        text += "; " + "; ".join(
+            f"{', '.join(names)}: {first[cause]}" for cause, names in streams_of.items()
+        )
     return text
+
+
+#: The request an HTTP error names (``GET /crm/v3/objects/contacts -> ``).
+_REQUEST = re.compile(r"\b[A-Z]+ /\S* -> ")
 
 
 def _advance_cursors(session: PlugsSession, streams: Sequence[SyncStreamRun]) -> None:

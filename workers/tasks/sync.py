@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import asdict
 from typing import Any
@@ -12,22 +13,41 @@ from runs import sync
 from workers.app import app
 from workers.base_task import PlugsTask
 
+#: Seconds between two ``task-progress`` events of one task (Flower's view of a page task).
+PROGRESS_EVERY = 1.0
+
 
 @app.task(base=PlugsTask, name="sync.page", bind=True)
 def page(self: PlugsTask, organization_id: str, stream_run_id: str) -> dict[str, Any]:
     """Fetch, store and account for the next pages of one stream of a run.
 
-    Flower shows the records done and failed so far as the task's PROGRESS state.
+    Flower shows the records done and failed so far: the task's PROGRESS state in the
+    result backend, and a ``task-progress`` event whose ``result`` Flower shows on the
+    task's page and in its API while the task runs (its keyword arguments name the
+    integration and the stream: the outbox label).
     """
+    label = _label(self)
+    sent = [0.0]
 
     def progress(report: sync.PageReport) -> None:
         self.update_state(state="PROGRESS", meta={"stream_run": stream_run_id, **asdict(report)})
+        now = time.monotonic()
+        if now - sent[0] >= PROGRESS_EVERY:
+            sent[0] = now
+            done = f"{report.succeeded} records done, {report.failed} failed in this task"
+            self.send_event("task-progress", result=f"{label or report.stream}: {done}")
 
     db = get_database()
     report = sync.run_pages(
         db, uuid.UUID(organization_id), uuid.UUID(stream_run_id), progress=progress
     )
     return asdict(report)
+
+
+def _label(task: PlugsTask) -> str | None:
+    """The integration and stream the outbox named this task with (its kwargsrepr)."""
+    label = getattr(task.request, "kwargsrepr", None)
+    return label if isinstance(label, str) and label not in ("", "{}") else None
 
 
 @app.task(base=PlugsTask, name="maintenance.sweep_outbox")
