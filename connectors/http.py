@@ -255,7 +255,10 @@ class VendorClient:
     def _wait(self, state: RetryCallState) -> float:
         failure = state.outcome.exception() if state.outcome else None
         if isinstance(failure, _Transient) and failure.server_wait is not None:
-            if failure.status == 429 and state.idle_for + failure.server_wait > self.max_inline_wait:
+            if (
+                failure.status == 429
+                and state.idle_for + failure.server_wait > self.max_inline_wait
+            ):
                 # Rate limited again: the waits add up, so the work is parked instead of
                 # holding this worker's slot (the caller resumes it after ``retry_after``).
                 raise failure.final(state.attempt_number)
