@@ -5,9 +5,16 @@ For every record: map it (a mapping failure is a per-record failure), find our r
 differs from the one stored when it was last synced either way.  A re-run therefore
 changes nothing, and a record we pushed ourselves does not come back as a change.
 
-A page is written in one flush; if the database refuses it (a value outside a CHECK, say),
-the page is written again record by record under savepoints so that only the bad records
-fail, each with the database's reason.
+New rows, their audit rows and their external ids go in as one statement (one round trip,
+no ORM objects); changed rows are updated through the ORM (the audit listener records
+their changes).  If the database refuses the page (a value outside a CHECK, say), the page
+is written again record by record under savepoints so that only the bad records fail,
+each with the database's reason.
+
+A text longer than its column (a vendor's 300-character job title in a varchar(255)) does
+not cost the record: the column gets the value cut to fit, the full value is kept in the
+row's ``metadata`` under ``untruncated`` (when the entity has that JSON column), and the
+page counts a warning naming the field.
 """
 
 from __future__ import annotations
@@ -16,32 +23,47 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cache
+from typing import Any, NamedTuple
 
-from sqlalchemy import inspect, select
+from sqlalchemy import String, bindparam, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from connectors.base import JSONDict, MappedRecord, Stream
 from core.errors import SkippableRecordError
 from models import tenancy
-from models.audit_trail import record_inserts
+from models.audit import AuditLog
+from models.audit_trail import insert_audit_rows
 from models.base import Base, IsDeleted, utcnow
-from models.bulk import bulk_insert, jsonable
+from models.bulk import bulk_insert_all, jsonable
 from models.session import PlugsSession
 from models.sync_state import ExternalId
 
 
 @dataclass
 class PageOutcome:
-    """Successes and failures (``{"record_id", "reason"}``) of one page, and its watermark."""
+    """Successes and failures (``{"record_id", "reason"}``) of one page, its warnings
+    (records stored with a value changed to fit, same shape) and its watermark."""
 
     succeeded: int = 0
     written: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)
     high_water: str | None = None
+    warnings: list[dict[str, str]] = field(default_factory=list)
 
     def fail(self, record_id: str | None, reason: str) -> None:
         self.failures.append({"record_id": str(record_id), "reason": reason[:500]})
+
+    def warn(self, record_id: str | None, reason: str) -> None:
+        self.warnings.append({"record_id": str(record_id), "reason": reason[:500]})
+
+
+class _Link(NamedTuple):
+    """One row of the external-id map, as the page write needs it."""
+
+    id: uuid.UUID
+    local_id: uuid.UUID
+    content_hash: str | None
 
 
 def content_hash(values: JSONDict, deleted: bool = False) -> str:
@@ -99,6 +121,7 @@ def apply_page(
     except (IntegrityError, StatementError, LookupError, ValueError):
         savepoint.rollback()
     del outcome.failures[mapping_failures:]
+    outcome.warnings.clear()
     return _apply_one_by_one(session, integration_id, stream, mapped, outcome)
 
 
@@ -116,10 +139,12 @@ def _apply_in_bulk(
     org_id = tenancy.organization_of(session)
     new_rows: list[dict[str, Any]] = []
     new_links: list[dict[str, Any]] = []
+    changed: list[tuple[_Link, dict[str, Any], bool, str]] = []
     for item in mapped:
         values = _with_references(item, references, outcome)
         if values is None:
             continue
+        values = _fit(stream.entity, item.external_id, values, outcome)
         digest = content_hash(values, item.deleted)
         known = ids.get(item.external_id)
         outcome.succeeded += 1
@@ -127,7 +152,7 @@ def _apply_in_bulk(
             continue
         outcome.written += 1
         if known is not None:
-            _update(session, stream.entity, known, values, item.deleted, digest)
+            changed.append((known, values, item.deleted, digest))
             continue
         row = {"id": uuid.uuid4(), "organization_id": org_id, **values}
         if item.deleted:
@@ -144,6 +169,7 @@ def _apply_in_bulk(
                 "content_hash": digest,
             }
         )
+    _update(session, stream.entity, changed)
     _insert(session, stream.entity, new_rows, new_links)
 
 
@@ -153,35 +179,92 @@ def _insert(
     rows: list[dict[str, Any]],
     links: list[dict[str, Any]],
 ) -> None:
+    """The new rows, their audit rows and their external ids: one statement."""
     if not rows:
         return
     names = _column_names(entity)
-    bulk_insert(session, entity.__table__, [{names[k]: v for k, v in row.items()} for row in rows])
-    record_inserts(session, entity, rows)
-    bulk_insert(session, ExternalId.__table__, links)
+    bulk_insert_all(
+        session,
+        [
+            (entity.__table__, [{names[k]: v for k, v in row.items()} for row in rows]),
+            (AuditLog.__table__, insert_audit_rows(session, entity, rows)),
+            (ExternalId.__table__, links),
+        ],
+    )
 
 
+@cache
 def _column_names(entity: type[Base]) -> dict[str, str]:
     """Attribute name -> column name (``metadata_`` -> ``metadata``)."""
     return {attr.key: attr.columns[0].name for attr in inspect(entity).column_attrs}
 
 
+@cache
+def _lengths(entity: type[Base]) -> dict[str, int]:
+    """Attribute name -> the length of its column, for the text columns that have one."""
+    return {
+        attr.key: attr.columns[0].type.length
+        for attr in inspect(entity).column_attrs
+        if isinstance(attr.columns[0].type, String) and attr.columns[0].type.length
+    }
+
+
+def _fit(
+    entity: type[Base], record_id: str, values: dict[str, Any], outcome: PageOutcome
+) -> dict[str, Any]:
+    """``values`` with every text longer than its column cut to fit, the full text kept in
+    ``metadata_["untruncated"]`` when the entity has that column; a warning for each."""
+    lengths = _lengths(entity)
+    too_long = {
+        key: value
+        for key, value in values.items()
+        if isinstance(value, str) and key in lengths and len(value) > lengths[key]
+    }
+    if not too_long:
+        return values
+    fitted = dict(values)
+    keep = "metadata_" in _column_names(entity) and "metadata_" not in too_long
+    if keep:
+        metadata = dict(fitted.get("metadata_") or {})
+        metadata["untruncated"] = {**metadata.get("untruncated", {}), **too_long}
+        fitted["metadata_"] = metadata
+    for key, value in too_long.items():
+        fitted[key] = value[: lengths[key]]
+        kept = f"; the full value is in metadata.untruncated.{key}" if keep else ""
+        outcome.warn(
+            record_id,
+            f"{key} is {len(value)} characters, longer than its column ({lengths[key]}): "
+            f"stored cut to {lengths[key]}{kept}",
+        )
+    return fitted
+
+
 def _update(
     session: PlugsSession,
     entity: type[Base],
-    known: ExternalId,
-    values: dict[str, Any],
-    deleted: bool,
-    digest: str,
+    changed: list[tuple[_Link, dict[str, Any], bool, str]],
 ) -> None:
-    row = _load(session, entity, known.local_id)
-    if row is None:  # our row was hard-deleted: create it again
-        row = entity(id=known.local_id, **values)
-        session.add(row)
-    else:
-        _assign(row, values)
-    _set_deleted(row, deleted)
-    known.content_hash = digest
+    """Changed rows through the ORM (loaded in one query), their stored hashes in one
+    statement."""
+    if not changed:
+        return
+    rows = _load(session, entity, [known.local_id for known, _, _, _ in changed])
+    for known, values, deleted, _ in changed:
+        row = rows.get(known.local_id)
+        if row is None:  # our row was hard-deleted: create it again
+            row = entity(id=known.local_id, **values)
+            session.add(row)
+        else:
+            _assign(row, values)
+        _set_deleted(row, deleted)
+    session.flush()
+    table = ExternalId.__table__
+    session.execute(
+        update(table)
+        .where(table.c.id == bindparam("link_id"))
+        .values(content_hash=bindparam("digest"), updated_at=utcnow()),
+        [{"link_id": known.id, "digest": digest} for known, _, _, digest in changed],
+    )
 
 
 def _resolve_references(
@@ -239,25 +322,57 @@ def _reason(exc: Exception) -> str:
     return str(original).strip().splitlines()[0]
 
 
+#: One probe of the unique (integration, entity type, external id) index per wanted id
+#: (the ``LIMIT`` keeps the lateral subquery from being flattened into a join): the plan
+#: stays an index lookup whatever the table's statistics say.  An ``IN`` list, or the same
+#: join flattened, was planned as a scan of the integration's whole map while the table
+#: was not yet analysed, which made a first sync quadratic (34 ms a page at 20,000 rows).
+_LOOKUP = text(
+    "SELECT e.external_id, e.id, e.local_id, e.content_hash "
+    "FROM unnest(CAST(:external_ids AS text[])) AS wanted(external_id) "
+    "CROSS JOIN LATERAL (SELECT m.external_id, m.id, m.local_id, m.content_hash "
+    "FROM external_ids AS m WHERE m.integration_id = :integration_id "
+    "AND m.entity_type = :entity_type AND m.external_id = wanted.external_id "
+    "AND m.organization_id = :organization_id LIMIT 1) AS e"
+)
+
+
 def _existing_ids(
     session: PlugsSession, integration_id: uuid.UUID, entity_type: str, external_ids: list[str]
-) -> dict[str, ExternalId]:
+) -> dict[str, _Link]:
     if not external_ids:
         return {}
-    rows = session.scalars(
-        select(ExternalId).where(
-            ExternalId.integration_id == integration_id,
-            ExternalId.entity_type == entity_type,
-            ExternalId.external_id.in_(external_ids),
+    org_id = tenancy.organization_of(session)
+    if session.get_bind().dialect.name == "postgresql":
+        rows = session.execute(
+            _LOOKUP,
+            {
+                "external_ids": list(external_ids),
+                "integration_id": integration_id,
+                "entity_type": entity_type,
+                "organization_id": org_id,
+            },
         )
+    else:
+        table = ExternalId.__table__
+        rows = session.execute(
+            select(table.c.external_id, table.c.id, table.c.local_id, table.c.content_hash).where(
+                table.c.organization_id == org_id,
+                table.c.integration_id == integration_id,
+                table.c.entity_type == entity_type,
+                table.c.external_id.in_(external_ids),
+            )
+        )
+    return {row.external_id: _Link(row.id, row.local_id, row.content_hash) for row in rows}
+
+
+def _load(
+    session: PlugsSession, entity: type[Base], local_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, Base]:
+    rows = session.scalars(
+        select(entity).where(entity.id.in_(local_ids)).execution_options(include_deleted=True)
     )
-    return {row.external_id: row for row in rows}
-
-
-def _load(session: PlugsSession, entity: type[Base], local_id: uuid.UUID) -> Base | None:
-    return session.scalars(
-        select(entity).where(entity.id == local_id).execution_options(include_deleted=True)
-    ).one_or_none()
+    return {row.id: row for row in rows}
 
 
 def _assign(row: Base, values: dict[str, Any]) -> None:
@@ -283,7 +398,7 @@ def delete_external(
     we never synced it.  Deleting what is already deleted changes nothing."""
     known = _existing_ids(session, integration_id, stream.entity_type, [external_id])
     link = known.get(external_id)
-    row = _load(session, stream.entity, link.local_id) if link is not None else None
+    row = _load(session, stream.entity, [link.local_id]).get(link.local_id) if link else None
     if row is None:
         return False
     _set_deleted(row, True)

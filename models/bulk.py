@@ -17,6 +17,7 @@ import json
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from sqlalchemy import ColumnDefault, Table, insert, text
@@ -121,15 +122,23 @@ def _scalar(value: Any) -> Any:
 
 def _with_defaults(table: Table, row: dict[str, Any]) -> dict[str, Any]:
     filled = dict(row)
-    for column in table.columns:
-        default = column.default
-        if column.name in filled or not isinstance(default, ColumnDefault):
+    for name, default in _defaults(table):
+        if name in filled:
             continue
-        if default.is_scalar:
-            filled[column.name] = default.arg
-        elif default.is_callable:
-            filled[column.name] = default.arg(None)
+        filled[name] = default.arg if default.is_scalar else default.arg(None)
     return filled
+
+
+@cache
+def _defaults(table: Table) -> tuple[tuple[str, ColumnDefault], ...]:
+    """The Python-side scalar or callable defaults of ``table``'s columns (looked up once:
+    walking a table's columns costs more than filling a row)."""
+    return tuple(
+        (column.name, column.default)
+        for column in table.columns
+        if isinstance(column.default, ColumnDefault)
+        and (column.default.is_scalar or column.default.is_callable)
+    )
 
 
 def _by_shape(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:

@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -29,7 +30,15 @@ from sqlalchemy import select, update
 from connectors import export, loading
 from connectors.base import Connector, JSONDict, Page, Stream
 from connectors.upsert import PageOutcome, apply_page
-from core.errors import AuthError, FatalError, NotFoundError, RateLimitedError
+from core.errors import (
+    OUR_CONFIGURATION,
+    AuthError,
+    FatalError,
+    NotFoundError,
+    PlatformConfigError,
+    RateLimitedError,
+    RetryableError,
+)
 from core.settings import get_settings
 from models import outbox
 from models.base import utcnow
@@ -43,13 +52,17 @@ from runs.lifecycle import (  # open_run, start_run, replay_run: the public API,
     replay_run,
     start_run,
     start_waiting,
+    stop_run,
 )
 
 log = logging.getLogger(__name__)
 __all__ = ["PageReport", "open_run", "replay_run", "restart_stalled", "run_pages", "start_run"]
-#: A page task runs up to this many pages (each its own transaction) before handing over.
+#: A page task runs up to this many transactions of pages before handing over.
 PAGES_PER_TASK = 10
 SECONDS_PER_TASK = 20.0
+#: Pages fetched, then written and accounted in one transaction (with the cursor after the
+#: last of them): the per-transaction cost (lock, tenant binding, commit) paid once for all.
+PAGES_PER_TRANSACTION = 5
 
 
 @dataclass(frozen=True)
@@ -70,6 +83,9 @@ class _Claimed:
     integration: Integration
     cursor: JSONDict | None
     connector: Connector | None = None
+    #: fetches the next pages (at ``cursor``) while the current ones are written
+    prefetch: ThreadPoolExecutor | None = None
+    prefetched: Future[list[Page]] | None = None
 
 
 def run_pages(
@@ -81,10 +97,11 @@ def run_pages(
     budget: float = SECONDS_PER_TASK,
     progress: Callable[[PageReport], None] | None = None,
 ) -> PageReport:
-    """Run a stream's pages, one transaction each, for up to ``max_pages`` or ``budget``
-    seconds; the last one enqueues the next task.  The delivery is counted once, when the
-    task claims its first page; every page is stored and accounted on its own, so a crash
-    between pages loses nothing (the stall sweeper enqueues the page again)."""
+    """Run a stream's pages, up to :data:`PAGES_PER_TRANSACTION` a transaction, for up to
+    ``max_pages`` transactions or ``budget`` seconds; the last one enqueues the next task.
+    The delivery is counted once, when the task claims its first page; every page is
+    accounted on its own and committed with the cursor after it, so a crash between
+    transactions loses nothing (the stall sweeper enqueues the page again)."""
     with _lease(db, org_id, stream_run_id):
         return _pages(db, org_id, stream_run_id, max_pages, budget, progress)
 
@@ -131,19 +148,22 @@ def _pages(
     started = time.monotonic()
     total = PageReport("?", "page")
     claimed: _Claimed | None = None
-    for number in range(1, max_pages + 1):
-        last = number == max_pages or time.monotonic() - started > budget
-        report, claimed = _run_page(db, org_id, stream_run_id, chain=last, claimed=claimed)
-        total = PageReport(
-            report.stream,
-            report.state,
-            total.succeeded + report.succeeded,
-            total.failed + report.failed,
-        )
-        if progress is not None:
-            progress(total)
-        if report.state != "page" or last or claimed is None:
-            return total
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"fetch-{stream_run_id}") as pool:
+        for number in range(1, max_pages + 1):
+            last = number == max_pages or time.monotonic() - started > budget
+            report, claimed = _run_page(
+                db, org_id, stream_run_id, chain=last, claimed=claimed, prefetch=pool
+            )
+            total = PageReport(
+                report.stream,
+                report.state,
+                total.succeeded + report.succeeded,
+                total.failed + report.failed,
+            )
+            if progress is not None:
+                progress(total)
+            if report.state != "page" or last or claimed is None:
+                return total
     return total
 
 
@@ -154,13 +174,16 @@ def _run_page(
     *,
     chain: bool,
     claimed: _Claimed | None = None,
+    prefetch: ThreadPoolExecutor | None = None,
 ) -> tuple[PageReport, _Claimed | None]:
-    """One page; returns what to continue with when the caller runs the next page itself."""
+    """One batch of pages; returns what to continue with when the caller runs the next
+    batch itself.  With ``prefetch``, the next batch is fetched while this one is written."""
     if claimed is None:
         found = _claim(db, org_id, stream_run_id)
         if isinstance(found, PageReport):
             return found, None
         claimed = found
+        claimed.prefetch = prefetch
     stream_run, cursor = claimed.stream_run, claimed.cursor
     try:
         claimed.connector = claimed.connector or loading.open_connector(claimed.integration)
@@ -172,19 +195,48 @@ def _run_page(
             claimed.cursor = next_cursor  # the next batch runs in this task, as pulls do
             return report, claimed
         stream = connector.stream(stream_run.stream)
-        page = _fetch(loading.client_for(connector), stream, cursor, stream_run.start_state)
+        client = loading.client_for(connector)
+        if claimed.prefetched is not None:  # fetched at this cursor while the last was written
+            pages, claimed.prefetched = claimed.prefetched.result(), None
+        else:
+            pages = _fetch_batch(client, stream, cursor, stream_run.start_state)
     except RateLimitedError as exc:
         return _park(db, org_id, stream_run, exc), None
+    except RetryableError as exc:  # no connection, a timeout, a 5xx: again later, or the cause
+        return _retry_or_fail(db, org_id, stream_run, exc), None
     except AuthError as exc:
-        reason = f"authentication failed: {exc}"
-        return _fail_stream(db, org_id, stream_run_id, reason, auth=True), None
+        return _fail_run(db, org_id, stream_run, _auth_failed(stream_run, exc), auth=True), None
+    except PlatformConfigError as exc:  # ours (the keys): the integration is not blamed
+        return _fail_stream(db, org_id, stream_run_id, f"{OUR_CONFIGURATION}{exc}"), None
     except FatalError as exc:
         return _fail_stream(db, org_id, stream_run_id, str(exc)), None
-    report = _store(db, org_id, stream_run_id, cursor, stream, page, chain)
+    following = pages[-1].next_cursor
+    if not chain and following is not None and claimed.prefetch is not None:
+        claimed.prefetched = claimed.prefetch.submit(
+            _fetch_batch, client, stream, following, stream_run.start_state
+        )
+    report = _store(db, org_id, stream_run_id, cursor, stream, pages, chain)
     if report.state != "page" or chain:
-        return report, None
-    claimed.cursor = page.next_cursor
+        return report, None  # a batch fetched meanwhile is dropped (the task ends)
+    claimed.cursor = following
     return report, claimed
+
+
+def _fetch_batch(
+    client: Any, stream: Stream, cursor: JSONDict | None, state: JSONDict
+) -> list[Page]:
+    """The page at ``cursor`` (its errors raised) and those that follow it, up to
+    :data:`PAGES_PER_TRANSACTION`.  A following page that cannot be fetched now ends the
+    batch: the pages fetched are stored, and that page is fetched again (and its error
+    handled) as the first of the next batch."""
+    pages = [_fetch(client, stream, cursor, state)]
+    while len(pages) < PAGES_PER_TRANSACTION and pages[-1].next_cursor is not None:
+        try:
+            pages.append(_fetch(client, stream, pages[-1].next_cursor, state))
+        except Exception:  # noqa: BLE001 - handled where that page is fetched again
+            log.debug("page after %s not fetched in this batch", pages[-1].key, exc_info=True)
+            break
+    return pages
 
 
 def _fetch(client: Any, stream: Stream, cursor: JSONDict | None, state: JSONDict) -> Page:
@@ -213,11 +265,14 @@ def _claim(db: Database, org_id: uuid.UUID, stream_run_id: uuid.UUID) -> PageRep
         stream_run.status = "running"
         if stream_run.attempts > cap:
             reason = f"page delivered {stream_run.attempts - 1} times without finishing; giving up"
+            if stream_run.last_error:  # what the deliveries before ran into
+                reason += f" (last: {stream_run.last_error})"
             _finish_stream(session, stream_run, failed=reason)
             return PageReport(stream_run.stream, "failed")
         integration = session.get(Integration, stream_run.integration_id)
-        if integration is None:
-            raise NotFoundError(f"integration {stream_run.integration_id} is gone")
+        if integration is None:  # removed meanwhile: the stream ends, not loops
+            _finish_stream(session, stream_run, failed="the integration was removed")
+            return PageReport(stream_run.stream, "failed")
         session.expunge(integration)
         cursor = dict(stream_run.page_cursor) if stream_run.page_cursor is not None else None
         session.expunge(stream_run)
@@ -230,9 +285,12 @@ def _store(
     stream_run_id: uuid.UUID,
     cursor: JSONDict | None,
     stream: Stream,
-    page: Page,
+    pages: list[Page],
     chain: bool,
 ) -> PageReport:
+    """Write ``pages`` (the first one fetched at ``cursor``, each following the one before)
+    and account for each in one transaction; the cursor moves past the last of them."""
+    succeeded = failed = 0
     with db.tenant(org_id) as session:
         stream_run = session.get(SyncStreamRun, stream_run_id, with_for_update=ROW_LOCK)
         if (
@@ -241,10 +299,14 @@ def _store(
             or (stream_run.page_cursor != cursor)
         ):
             return PageReport(stream.name, "duplicate")
-        outcome = apply_page(session, stream_run.integration_id, stream, page.records)
-        more = _record_page(session, org_id, stream_run, outcome, page.key, page.next_cursor, chain)
-    state = "page" if more else "done"
-    return PageReport(stream.name, state, outcome.succeeded, len(outcome.failures))
+        for number, page in enumerate(pages, start=1):
+            outcome = apply_page(session, stream_run.integration_id, stream, page.records)
+            succeeded, failed = succeeded + outcome.succeeded, failed + len(outcome.failures)
+            last = number == len(pages)
+            more = _record_page(
+                session, org_id, stream_run, outcome, page.key, page.next_cursor, chain and last
+            )
+    return PageReport(stream.name, "page" if more else "done", succeeded, failed)
 
 
 def _export_page(
@@ -266,9 +328,12 @@ def _export_page(
         results, read_back = export.push(connector, loading.client_for(connector), stream, batch)
     except RateLimitedError as exc:
         return _park(db, org_id, stream_run, exc), None
+    except RetryableError as exc:
+        return _retry_or_fail(db, org_id, stream_run, exc), None
     except AuthError as exc:
-        reason = f"authentication failed: {exc}"
-        return _fail_stream(db, org_id, stream_run.id, reason, auth=True), None
+        return _fail_run(db, org_id, stream_run, _auth_failed(stream_run, exc), auth=True), None
+    except PlatformConfigError as exc:
+        return _fail_stream(db, org_id, stream_run.id, f"{OUR_CONFIGURATION}{exc}"), None
     except FatalError as exc:
         return _fail_stream(db, org_id, stream_run.id, str(exc)), None
     with db.tenant(org_id) as session:
@@ -310,7 +375,8 @@ def _record_page(
             page_key=key[:255],
             succeeded=outcome.succeeded,
             failed=len(outcome.failures),
-            failures=outcome.failures,
+            # warnings (records stored with a value cut to fit) ride along, marked as such
+            failures=outcome.failures + [{**w, "warning": True} for w in outcome.warnings],
         )
     )
     if outcome.high_water and outcome.high_water > stream_run.high_water.get("cursor", ""):
@@ -318,6 +384,7 @@ def _record_page(
     stream_run.pages_done += 1
     stream_run.attempts = 0
     stream_run.resume_at = None
+    stream_run.failing_since = None
     stream_run.page_cursor = next_cursor
     if next_cursor is not None:
         if chain:
@@ -347,6 +414,51 @@ def _park(
         )
     log.info("stream %s parked for %.0fs: %s", stream_run.id, wait, exc)
     return PageReport(stream_run.stream, "parked")
+
+
+def _retry_or_fail(
+    db: Database, org_id: uuid.UUID, stream_run: SyncStreamRun, exc: RetryableError
+) -> PageReport:
+    """A page that failed transiently is delivered again after a backoff (the task's
+    retry); once it has failed for ``PLUGS_UNREACHABLE_AFTER`` seconds or was delivered
+    ``PLUGS_MAX_REDELIVERIES`` times, the run fails with this error as its cause."""
+    if exc.retry_after is not None:  # the vendor said when: the task waits that long
+        raise exc
+    settings = get_settings()
+    with db.tenant(org_id) as session:
+        row = session.get(SyncStreamRun, stream_run.id, with_for_update=ROW_LOCK)
+        if row is None or row.status in ("done", "failed"):
+            return PageReport(stream_run.stream, "finished-already")
+        now = utcnow()
+        row.failing_since = row.failing_since or now  # cleared when a page is stored
+        failing = (now - row.failing_since).total_seconds()
+        row.last_error = str(exc)
+        remaining = settings.unreachable_after - failing
+        attempts = max(row.attempts, 1)
+    if remaining <= 0 or attempts >= settings.max_redeliveries:
+        deliveries = "delivery" if attempts == 1 else "deliveries"
+        reason = f"{exc}; {attempts} {deliveries} in {failing:.0f} s"
+        return _fail_run(db, org_id, stream_run, reason)
+    raise RetryableError(str(exc), retry_after=min(5.0 * 2 ** (attempts - 1), remaining))
+
+
+def _auth_failed(stream_run: SyncStreamRun, exc: AuthError) -> str:
+    integration = stream_run.integration_id
+    return (
+        f"authentication failed: {exc}; fix the credentials with "
+        f"`plugs integrations update {integration} --token ...`"
+    )
+
+
+def _fail_run(
+    db: Database, org_id: uuid.UUID, stream_run: SyncStreamRun, reason: str, *, auth: bool = False
+) -> PageReport:
+    """Fail the stream with ``reason``, then the run's other unfinished streams with the
+    same one: an unreachable vendor or refused credentials fail them all alike."""
+    report = _fail_stream(db, org_id, stream_run.id, reason, auth=auth)
+    if report.state == "failed":
+        stop_run(db, org_id, stream_run.run_id, reason)
+    return report
 
 
 def _fail_stream(
