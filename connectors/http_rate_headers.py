@@ -1,7 +1,7 @@
 """How long a vendor asks us to wait, read from its rate-limit headers and 429 bodies.
 
-Vendor facts are small named tables (sources: /work/shared/vendors/hubspot-mailchimp.md A4,
-B4 and zoom-teams.md A4, B4).  Everything here is pure: a response in, seconds out.
+Vendor facts are small named tables (sources: the "Rate limits" section of each page in
+docs/vendors/).  Everything here is pure: a response in, seconds out.
 
 Order of precedence in :func:`rate_limit_wait`: ``Retry-After`` (RFC 9110: seconds or an
 HTTP-date; Zoom's old docs show an ISO date), then HubSpot's 429 ``policyName`` and
@@ -20,7 +20,7 @@ import httpx
 
 from core.errors import RateLimitedError
 
-# --- HubSpot (hubspot-mailchimp.md A4) -----------------------------------------------------
+# --- HubSpot (docs/vendors/hubspot.md#rate-limits) -----------------------------------------
 HUBSPOT_REMAINING: Final = "X-HubSpot-RateLimit-Remaining"
 HUBSPOT_INTERVAL_MS: Final = "X-HubSpot-RateLimit-Interval-Milliseconds"
 HUBSPOT_DAILY_REMAINING: Final = "X-HubSpot-RateLimit-Daily-Remaining"
@@ -33,7 +33,7 @@ HUBSPOT_DAILY_POLICY: Final = "DAILY"
 #: Search 429s may carry only this message (policyName SECONDLY is secondary-sourced).
 HUBSPOT_SECONDLY_MESSAGE: Final = "secondly limit"
 
-# --- Zoom (zoom-teams.md A4): per account, per label; daily caps reset at 00:00 UTC -------
+# --- Zoom (docs/vendors/zoom.md#rate-limits): per account and label; daily caps reset 00:00 UTC
 ZOOM_LIMIT_TYPE: Final = "X-RateLimit-Type"
 ZOOM_QPS: Final = "qps"
 ZOOM_DAILY: Final = "daily-limit"

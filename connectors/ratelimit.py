@@ -71,18 +71,18 @@ class Concurrency:
             raise ValueError("a Concurrency needs max_in_flight >= 1 and lease_seconds > 0")
 
 
-# --- documented limits (/work/shared/vendors/*.md; [C] official, [S] secondary) ----------
-# HubSpot (hubspot-mailchimp.md A4): burst per private app [C changelog, S guidelines].
+# --- documented limits (docs/vendors/*.md#rate-limits; [C] official, [S] secondary) -------
+# HubSpot (docs/vendors/hubspot.md): burst per private app [C changelog, S guidelines].
 HUBSPOT_FREE_STARTER: Final = Limit(100, 10)
 HUBSPOT_PROFESSIONAL: Final = Limit(190, 10)
 HUBSPOT_ENTERPRISE: Final = Limit(190, 10)
 HUBSPOT_LIMIT_INCREASE_PACK: Final = Limit(250, 10)
 HUBSPOT_PUBLIC_APP: Final = Limit(110, 10)  # per installing account, search excluded [S]
 HUBSPOT_SEARCH: Final = Limit(5, 1)  # per account [C changelog]
-# Mailchimp (hubspot-mailchimp.md B4): 10 simultaneous connections per API key [C];
+# Mailchimp (docs/vendors/mailchimp.md): 10 simultaneous connections per API key [C];
 # calls time out at 120 s, so a lease outlives any live call.
 MAILCHIMP_CONNECTIONS: Final = Concurrency(10, lease_seconds=150.0)
-# Zoom (zoom-teams.md A4): per account, shared by all its apps, counted per label [C].
+# Zoom (docs/vendors/zoom.md): per account, shared by all its apps, counted per label [C].
 ZOOM_LIMITS: Final[Mapping[tuple[str, str], Limit]] = {
     ("free", "light"): Limit(4, 1),
     ("free", "medium"): Limit(2, 1),
@@ -97,7 +97,7 @@ ZOOM_LIMITS: Final[Mapping[tuple[str, str], Limit]] = {
     ("business", "heavy"): Limit(40, 1),
     ("business", "resource-intensive"): Limit(20, 60),
 }
-# Microsoft Graph (zoom-teams.md B4) [C].
+# Microsoft Graph (docs/vendors/teams.md) [C].
 GRAPH_PER_APP: Final = Limit(2000, 1)  # across all tenants
 GRAPH_MAILBOX: Final = Limit(10_000, 600)  # Outlook/events, per app per mailbox
 GRAPH_MAILBOX_CONCURRENCY: Final = Concurrency(4, lease_seconds=150.0)

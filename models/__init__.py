@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 models of every table of erd.md plus the platform's own tables.
+"""SQLAlchemy 2 models of every table of docs/erd.md plus the platform's own tables.
 
 Import models from here; importing this package registers every table on ``Base.metadata``.
 """

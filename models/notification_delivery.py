@@ -1,4 +1,4 @@
-"""What notification fan-out needs beyond the ``notifications`` table of erd.md.
+"""What notification fan-out needs beyond the ``notifications`` table of docs/erd.md.
 
 * :class:`NotificationDelivery` -- one per ``notifications`` row: the delivery's state
   (``queued`` -> ``sending`` -> ``sent``/``delivered`` | ``failed`` with a reason |

@@ -4,7 +4,7 @@ v3: ``base64(HMAC_SHA256(client_secret, METHOD + URI + body + timestamp))`` in
 ``X-HubSpot-Signature-v3``, ``X-HubSpot-Request-Timestamp`` in epoch milliseconds, rejected
 when older than 5 minutes.  In the URI only ``%3A %2F %3F %40 %21 %24 %27 %28 %29 %2A %2C
 %3B`` are decoded.  v1: ``hex(sha256(client_secret + body))``; v2 adds METHOD + URI.
-Facts and worked examples: shared/vendors/hubspot-mailchimp.md A6.
+Facts and worked examples: docs/vendors/hubspot.md#webhook-signatures.
 """
 
 from __future__ import annotations
@@ -19,6 +19,13 @@ from connectors.base import WebhookEvent, WebhookRequest
 from core.errors import AuthError
 
 MAX_AGE_MS = 300_000
+#: The headers that sign a delivery (v3 and the legacy v1/v2); each must come once.
+SECURITY_HEADERS = (
+    "x-hubspot-signature-v3",
+    "x-hubspot-request-timestamp",
+    "x-hubspot-signature",
+    "x-hubspot-signature-version",
+)
 _DECODED = {
     "%3A": ":",
     "%2F": "/",

@@ -1,7 +1,8 @@
 """Mailchimp audience webhooks: the URL secret, the form-encoded body, a stable delivery key.
 
-Mailchimp signs nothing (vendor doc B6): it advises a secret in the URL's query, which we
-check in constant time (``?secret=…``, the ``webhook_secret`` credential).  A delivery is
+Mailchimp signs nothing (docs/vendors/mailchimp.md#webhook-verification): it advises a
+secret in the URL's query, which we check in constant time (``?secret=…``, the
+``webhook_secret`` credential).  A delivery is
 ``application/x-www-form-urlencoded`` with PHP-style keys (``data[merges][FNAME]``) and
 one event: ``type`` (subscribe, unsubscribe, profile, upemail, cleaned, campaign),
 ``fired_at`` (``YYYY-MM-DD HH:MM:SS``, UTC) and ``data``.  It carries no id, so the key

@@ -1,8 +1,9 @@
 """Graph change notifications: the validation handshake, clientState checks, parsing.
 
-* Validation (vendor doc B5): Graph calls ``{notificationUrl}?validationToken=<opaque>``
-  when a subscription is created (and the lifecycle URL too) and wants, within 10 s,
-  200 ``text/plain`` with the URL-decoded token as the whole body.
+* Validation (docs/vendors/teams.md#webhook-verification): Graph calls
+  ``{notificationUrl}?validationToken=<opaque>`` when a subscription is created (and the
+  lifecycle URL too) and wants, within 10 s, 200 ``text/plain`` with the URL-decoded token
+  as the whole body.
 * Deliveries are JSON ``{"value": [...]}``; every item carries the ``clientState`` we gave
   the subscription.  A delivery with any item whose clientState is not ours is refused.
 * Change items name ``subscriptionId, changeType, resource, resourceData.id``; lifecycle
@@ -22,9 +23,9 @@ import httpx
 
 from connectors.base import WebhookEvent, WebhookReply, WebhookRequest
 from core.errors import AuthError
+from core.redaction import REDACTED
 
 LIFECYCLE = "lifecycle."
-REDACTED = "[redacted]"
 
 
 def handshake(request: WebhookRequest) -> WebhookReply | None:
@@ -80,6 +81,13 @@ def stored_body(request: WebhookRequest) -> bytes:
     return json.dumps(_redact(json.loads(request.body))).encode()
 
 
+def _client_state_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refused when it repeats ``clientState`` (which copy would we check?)."""
+    if sum(1 for key, _ in pairs if key == "clientState") > 1:
+        raise ValueError("a notification repeats its clientState")
+    return dict(pairs)
+
+
 def _redact(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: REDACTED if k == "clientState" else _redact(v) for k, v in value.items()}
@@ -89,7 +97,7 @@ def _redact(value: Any) -> Any:
 
 
 def _items(request: WebhookRequest) -> list[dict[str, Any]]:
-    body = json.loads(request.body)
+    body = json.loads(request.body, object_pairs_hook=_client_state_once)
     items = body.get("value") if isinstance(body, dict) else None
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         raise ValueError('a Graph notification delivery is {"value": [...]}')

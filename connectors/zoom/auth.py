@@ -2,11 +2,11 @@
 before it expires and once more when Zoom answers 401 to it.
 
 Zoom's S2S tokens last an hour and come with no refresh token: a new one is requested
-with the client id and secret (vendor doc A1).  The token is stored with the integration's
-credentials (``access_token``, ``expires_at``), so every worker shares it.  A fetch happens
-under the integration's row lock and only if the stored token is still the stale one, so
-concurrent workers fetch once and all use the new token (old forum threads say a new token
-can invalidate the previous one).
+with the client id and secret (docs/vendors/zoom.md#authentication).  The token is stored
+with the integration's credentials (``access_token``, ``expires_at``), so every worker
+shares it.  A fetch happens under the integration's row lock and only if the stored token
+is still the stale one, so concurrent workers fetch once and all use the new token (old
+forum threads say a new token can invalidate the previous one).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import httpx
 from connectors.base import unwrap_secret
 from connectors.credentials import Credentials, decrypt_credentials, store_credentials
 from connectors.http import VendorClient
+from connectors.http_messages import scrub
 from core.errors import AuthError, ConfigError
 from models.integrations import Integration
 from models.session import get_database
@@ -51,7 +52,8 @@ def fetch_token(oauth_base_url: str, current: Mapping[str, Any]) -> dict[str, An
         raise ConfigError(f"no Zoom OAuth endpoint at {oauth_base_url}{TOKEN_PATH}")
     body = response.json()
     if "access_token" not in body:
-        raise AuthError(f"Zoom refused the account credentials: {body.get('error')}")
+        reason = scrub(str(body.get("error")), response.request)  # a vendor could echo a secret
+        raise AuthError(f"Zoom refused the account credentials: {reason}")
     expires = datetime.now(UTC) + timedelta(seconds=int(body.get("expires_in", 3600)))
     return {"access_token": body["access_token"], "expires_at": expires.isoformat()}
 

@@ -1,8 +1,8 @@
-"""Zoom's webhook signatures, shared by the connector (verifying) and the simulator (signing).
+"""Zoom's webhook signatures, as the connector verifies them (the simulator signs on its own).
 
 ``x-zm-signature = "v0=" + hex(HMAC_SHA256(secret, "v0:" + x-zm-request-timestamp + ":" +
 raw body))``; the ``endpoint.url_validation`` answer is ``hex(HMAC_SHA256(secret,
-plainToken))``.  Facts and worked examples: shared/vendors/zoom-teams.md A6.
+plainToken))``.  Facts and worked examples: docs/vendors/zoom.md#webhook-signatures.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ A delivery is ``{"event", "event_ts" (ms), "payload": {"account_id", "object"}}`
 :mod:`connectors.zoom.signing`); one older than :data:`MAX_AGE` seconds (or that far in the
 future) is refused as a possible replay.  Zoom retries a delivery with the same body, so the
 delivery id is built from the event, its ``event_ts`` and the ids of its object.
-Facts: shared/vendors/zoom-teams.md A6.
+Facts: docs/vendors/zoom.md#webhook-signatures.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from core.errors import AuthError
 #: no window (UNCONFIRMED), 5 minutes is common practice.
 MAX_AGE = 300
 VALIDATION = "endpoint.url_validation"
+#: The headers that sign a delivery (and the validation challenge); each must come once.
+SECURITY_HEADERS = ("x-zm-signature", "x-zm-request-timestamp")
 
 
 def verify(request: WebhookRequest, secret: str, max_age: float = MAX_AGE) -> None:

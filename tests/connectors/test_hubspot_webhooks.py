@@ -1,4 +1,4 @@
-"""HubSpot webhook verification against the vendor's worked examples (vendor doc A6), and
+"""HubSpot webhook verification against the worked examples of docs/vendors/hubspot.md, and
 parsing of its deliveries.  Computed by our verifier, not by the simulator's signer."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Mailchimp auth (API key data centers, OAuth), audience settings, and the limit of 10
-simultaneous connections shared by every client of one API key (vendor doc B1, B4)."""
+simultaneous connections shared by every client of one API key (docs/vendors/mailchimp.md)."""
 
 from __future__ import annotations
 

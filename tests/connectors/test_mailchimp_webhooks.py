@@ -1,5 +1,6 @@
-"""Mailchimp webhooks: the URL secret, the validation GET, parsing form deliveries (vendor
-doc B6), stable delivery ids, and events applied idempotently to contacts."""
+"""Mailchimp webhooks: the URL secret, the validation GET, parsing form deliveries
+(docs/vendors/mailchimp.md#webhooks), stable delivery ids, and events applied idempotently
+to contacts."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from tests.connectors.harness import Vendor, mailchimp
 
 SECRET = "s3cr3t-url-token"
 URL = f"https://hooks.example.com/mailchimp?secret={SECRET}"
-#: The vendor doc's subscribe delivery, exact bytes (B6).
+#: The subscribe delivery of docs/vendors/mailchimp.md#webhook-verification, exact bytes.
 DOC_BODY = (
     b"type=subscribe&fired_at=2024-05-01+12%3A34%3A56&data%5Bid%5D=0cba00ca3da1b283a57287bcceb17e35"
     b"&data%5Blist_id%5D=a6b5da1054&data%5Bemail%5D=jane.doe%40example.com&data%5Bemail_type%5D=html"

@@ -30,7 +30,7 @@ BASE = "http://testserver"
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
-    """Zoom's x-zm-signature, computed here from the vendor doc (A6), not by our code."""
+    """Zoom's x-zm-signature, computed here from docs/vendors/zoom.md, not by our code."""
     message = f"v0:{timestamp}:".encode() + body
     return "v0=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 

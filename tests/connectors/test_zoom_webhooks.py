@@ -1,4 +1,4 @@
-"""Zoom webhooks: the worked examples of vendor doc A6 (verified by our code, not the
+"""Zoom webhooks: the worked examples of docs/vendors/zoom.md (verified by our code, not the
 simulator's signer), freshness, the URL validation challenge, and what each event changes."""
 
 from __future__ import annotations

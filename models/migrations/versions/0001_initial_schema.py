@@ -1,4 +1,4 @@
-"""Initial schema: every table of erd.md, tenant row-level security on PostgreSQL.
+"""Initial schema: every table of docs/erd.md, tenant row-level security on PostgreSQL.
 
 Revision ID: 0001
 Revises:
