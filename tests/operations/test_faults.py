@@ -414,6 +414,12 @@ def test_a_worker_whose_broker_is_gone_for_good_exits_non_zero(
 # --- PostgreSQL ------------------------------------------------------------------------------
 
 
+def _server_of(url: str) -> tuple[str, int]:
+    """The host and port of the test's PostgreSQL (PLUGS_TEST_DATABASE_URL's, not 5432's)."""
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or 5432
+
+
 def _through(url: str, proxy: Proxy, **query: str) -> str:
     """``url`` with the proxy's address (and ``query`` parameters) instead of the server's."""
     parts = urlsplit(url)
@@ -453,7 +459,10 @@ def test_a_transaction_cut_off_by_a_silent_database_lets_go_of_its_locks(
 
     idle = float(DATABASE_TIMEOUTS["PLUGS_DATABASE_IDLE_TRANSACTION_TIMEOUT"])
     answer = float(DATABASE_TIMEOUTS["PLUGS_DATABASE_STATEMENT_TIMEOUT"]) + 1
-    with proxy_to("127.0.0.1", 5432) as proxy, settings_env(**DATABASE_TIMEOUTS):
+    with (
+        proxy_to(*_server_of(pg_database["owner_url"])) as proxy,
+        settings_env(**DATABASE_TIMEOUTS),
+    ):
         db = Database(
             _through(pg_database["app_url"], proxy),
             system_url=_through(pg_database["system_url"], proxy),
@@ -519,7 +528,7 @@ def test_a_sync_cut_from_its_database_mid_run_completes_exactly_once(
     idle = float(DATABASE_TIMEOUTS["PLUGS_DATABASE_IDLE_TRANSACTION_TIMEOUT"])
     broker, backend = private_redis.url(0), private_redis.url(1)
     name = f"faults-{uuid.uuid4().hex[:8]}"
-    with proxy_to("127.0.0.1", 5432) as proxy:
+    with proxy_to(*_server_of(pg_database["owner_url"])) as proxy:
         env = {
             **platform_env,
             **DATABASE_TIMEOUTS,
@@ -615,12 +624,15 @@ async def _post_all(requests: list[dict[str, Any]]) -> list[tuple[int, float]]:
 
 @pytest.mark.postgres
 def test_the_receiver_answers_503_within_its_budget_when_the_database_is_silent(
-    platform_env: dict[str, str], app_db: Database, tmp_path: Path
+    platform_env: dict[str, str], pg_database: dict[str, str], app_db: Database, tmp_path: Path
 ) -> None:
     limits = Settings().database_limits("http")
     budget = limits.answer + limits.connect  # a pooled connection's ping, then a new one
     credentials = {"private_app_token": "pat-na1-simulator", "client_secret": SECRET}
-    with hubspot(app_db, credentials=credentials) as vendor, proxy_to("127.0.0.1", 5432) as proxy:
+    with (
+        hubspot(app_db, credentials=credentials) as vendor,
+        proxy_to(*_server_of(pg_database["owner_url"])) as proxy,
+    ):
         ids = vendor.sim.add_contacts(12)
         env = {
             **platform_env,
