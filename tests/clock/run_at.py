@@ -153,9 +153,7 @@ def clock_env(libfaketime: str, offset: int) -> dict[str, str]:
     with FAKETIME_DONT_FAKE_MONOTONIC, libfaketime 0.9.12 makes every handover of Python's
     GIL take milliseconds, and the suite's timing tests fail."""
     preload = " ".join(filter(None, (libfaketime, os.environ.get("LD_PRELOAD", ""))))
-    # A test's own redis-server keeps the real clock: its timeouts are relative, and under
-    # libfaketime it starts too slowly for the fault tests' budgets.
-    return {"LD_PRELOAD": preload, "FAKETIME": f"{offset:+d}", "FAKETIME_SKIP_CMDS": "redis-server"}
+    return {"LD_PRELOAD": preload, "FAKETIME": f"{offset:+d}"}
 
 
 def environment(clock: dict[str, str], **extra: str) -> dict[str, str]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -100,6 +101,9 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             preexec_fn=die_with_parent,
+            # Without preloaded libraries: on the suite's fake clock (tests/clock/run_at.py)
+            # libfaketime keeps redis-server from starting; its timeouts are relative anyway.
+            env={k: v for k, v in os.environ.items() if k != "LD_PRELOAD"},
         )
         _wait(self._answers, 10, "redis-server starts")
 
