@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from bench.environment import scratch_database, scratch_redis  # noqa: E402
 
 ORGANIZATIONS = 100
-GOAL_SECONDS = 10.0
+GOAL_SECONDS = 5.0
 RAW_INSERT = """INSERT INTO schedule_slots
     (id, organization_id, schedule_id, integration_id, slot, status, missed, created_at)
     VALUES (%s, %s, %s, %s, %s, 'started', 0, now())"""
@@ -230,9 +230,10 @@ def main() -> None:
                 f"schedules/s) {summary}; raw inserts {raw:.2f} s; checked {found}",
                 flush=True,
             )
+        worker_seconds = None
         if args.worker:
             reset(database["owner_url"])
-            through_worker(env)
+            worker_seconds = through_worker(env)
             check()
     tick, raw = statistics.median(ticks), statistics.median(raws)
     n = args.integrations
@@ -243,6 +244,11 @@ def main() -> None:
     print(f"median rows/s              : {n / tick:,.0f} schedules dispatched/s")
     print(f"median raw slot INSERTs    : {raw:.2f} s ({n / raw:,.0f} rows/s)")
     print(f"ratio tick / raw           : {tick / raw:.1f}x the time of the plain inserts")
+    if worker_seconds is not None:
+        print(
+            f"through a real worker      : {worker_seconds:.2f} s (goal < {GOAL_SECONDS:.0f} s), "
+            f"{worker_seconds / raw:.1f}x the time of the plain inserts"
+        )
 
 
 if __name__ == "__main__":

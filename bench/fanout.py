@@ -1,11 +1,13 @@
-"""Notification fan-out: 10,000 recipients x 3 channels (in_app, email to an in-process
-SMTP server, sms to the Twilio-style simulator over loopback HTTP) through real workers.
+"""Notification fan-out: 10,000 recipients x 3 channels (in_app, email to an aiosmtpd
+server, sms to the Twilio-style simulator over loopback HTTP) through real workers.
 
     .venv/bin/python bench/fanout.py [--recipients 10000] [--concurrency 4]
 
-Prints how long ``notify()`` took, the time until every delivery is final (goal < 30 s),
-and the fan-out's insert rate against a plain COPY of the same rows into an unconstrained
-table in the same database (same run).
+The two providers run in processes of their own, as remote providers would (not sharing
+one interpreter lock with each other and with this process's polling).  Prints how long
+``notify()`` took, the time until every delivery is final (goal < 20 s), the CPU seconds of
+the workers and of the providers, and the fan-out's insert rate against a plain COPY of the
+same rows into an unconstrained table in the same database (same run; goal >= 0.1x).
 """
 
 from __future__ import annotations
@@ -13,14 +15,19 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import multiprocessing
 import os
+import resource
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from aiosmtpd.controller import Controller
@@ -42,6 +49,47 @@ class CountingMailbox:
     async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
         self.received += 1
         return "250 OK"
+
+
+def serve_smtp(pipe: Connection) -> None:
+    """An aiosmtpd server counting what it receives, until asked for the count."""
+    mailbox, port = CountingMailbox(), free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    pipe.send(port)
+    pipe.recv()
+    controller.stop()
+    pipe.send((mailbox.received, _cpu(resource.RUSAGE_SELF)))
+
+
+def serve_sms(pipe: Connection) -> None:
+    """The Twilio simulator over loopback HTTP, until asked for its count."""
+    sms = TwilioSimulator()
+    with serve(sms) as server:
+        pipe.send((server.base_url, sms.account_sid, sms.auth_token))
+        pipe.recv()
+    pipe.send((len(sms.messages), _cpu(resource.RUSAGE_SELF)))
+
+
+def start_provider(target: Callable[[Connection], None]) -> tuple[Any, Connection, Any]:
+    """``target`` in a process of its own; (process, pipe, what it sent when ready)."""
+    ours, theirs = multiprocessing.Pipe()
+    process = multiprocessing.get_context("fork").Process(target=target, args=(theirs,))
+    process.start()
+    return process, ours, ours.recv()
+
+
+def stop_provider(process: Any, pipe: Connection) -> tuple[int, float]:
+    """(messages received, CPU seconds) of a provider, which then exits."""
+    pipe.send("stop")
+    received, cpu = pipe.recv()
+    process.join(30)
+    return int(received), float(cpu)
+
+
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 def free_port() -> int:
@@ -123,7 +171,11 @@ def start_workers(env: dict[str, str], data_dir: Path, concurrency: int) -> subp
 
 
 def wait_final(
-    org_id: uuid.UUID, expected: int, worker: subprocess.Popen[bytes], limit: float = 300
+    org_id: uuid.UUID,
+    expected: int,
+    worker: subprocess.Popen[bytes],
+    log: Path,
+    limit: float = 300,
 ) -> dict[str, int]:
     from sqlalchemy import func, select
 
@@ -137,7 +189,8 @@ def wait_final(
         if sum(v for k, v in counts.items() if k not in ("queued", "sending")) >= expected:
             return counts
         if worker.poll() is not None:
-            raise SystemExit("the worker died; see bench-worker.log")
+            tail = log.read_text(errors="replace")[-3000:]
+            raise SystemExit(f"the worker died; the end of its log:\n{tail}")
         time.sleep(0.1)
     raise SystemExit(f"not final after {limit} s: {counts}")
 
@@ -147,17 +200,17 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args()
-    mailbox, port = CountingMailbox(), free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    sms = TwilioSimulator()
+    smtp, smtp_pipe, port = start_provider(serve_smtp)
+    sms, sms_pipe, (sms_url, sms_sid, sms_token) = start_provider(serve_sms)
     with (
-        serve(sms) as sms_server,
         scratch_database() as database,
         scratch_redis() as broker,
         tempfile.TemporaryDirectory(prefix="plugs-bench-") as scratch,
     ):
+        from connectors.credentials import new_key_entry
+
         env = {
+            "PLUGS_SECRET_KEYS": new_key_entry(),
             "PLUGS_DATABASE_URL": database["app_url"],
             "PLUGS_SYSTEM_DATABASE_URL": database["system_url"],
             "PLUGS_BROKER_URL": broker,
@@ -170,15 +223,18 @@ def main() -> None:
             "PLUGS_SMS_PROVIDERS": json.dumps(
                 [
                     {
-                        "base_url": sms_server.base_url,
-                        "account_sid": sms.account_sid,
-                        "auth_token": sms.auth_token,
+                        "base_url": sms_url,
+                        "account_sid": sms_sid,
+                        "auth_token": sms_token,
                         "from_number": "+15550000000",
                     }
                 ]
             ),
         }
         os.environ.update(env)
+        from tests.services import reload_settings
+
+        reload_settings()
         import workers.app  # noqa: F401 - publishes the outbox
         from models.accounts import create_organization
         from models.session import get_database
@@ -186,6 +242,7 @@ def main() -> None:
 
         org = create_organization(get_database(), "Bench fan-out")
         make_users(database["app_url"], org.id, args.recipients)
+        own_cpu_before = _cpu(resource.RUSAGE_SELF)
         worker = start_workers(env, Path(scratch), args.concurrency)
         try:
             time.sleep(4)  # the workers are up and idle
@@ -197,14 +254,17 @@ def main() -> None:
                 Content("Bench", "A fan-out benchmark message.", channels=CHANNELS),
             )
             fanout_seconds = time.perf_counter() - started
-            counts = wait_final(org.id, result.created, worker)
+            counts = wait_final(org.id, result.created, worker, Path(scratch) / "bench-worker.log")
             total_seconds = time.perf_counter() - started
         finally:
             worker.terminate()
             worker.wait(60)
+        worker_cpu = _cpu(resource.RUSAGE_CHILDREN)
+        own_cpu = _cpu(resource.RUSAGE_SELF) - own_cpu_before
         copy = copy_rate(database["owner_url"], org.id)
         get_database().dispose()
-    controller.stop()
+    emails, smtp_cpu = stop_provider(smtp, smtp_pipe)
+    texts, sms_cpu = stop_provider(sms, sms_pipe)
     ours = result.created / fanout_seconds
     print(
         f"recipients x channels      : {args.recipients:,} x {len(CHANNELS)} = {result.created:,} notifications"
@@ -212,10 +272,14 @@ def main() -> None:
     print(
         f"notify() returned in       : {fanout_seconds:.2f} s ({ours:,.0f} notification rows/s, with delivery rows and outbox)"
     )
-    print(f"every delivery final after : {total_seconds:.2f} s (goal < 30 s) {counts}")
-    print(f"received                   : {mailbox.received:,} emails, {len(sms.messages):,} SMS")
+    print(f"every delivery final after : {total_seconds:.2f} s (goal < 20 s) {counts}")
+    print(f"received                   : {emails:,} emails, {texts:,} SMS")
+    print(
+        f"CPU seconds                : workers {worker_cpu:.1f}, SMTP server {smtp_cpu:.1f}, "
+        f"SMS simulator {sms_cpu:.1f}, this process (notify, polling) {own_cpu:.1f}"
+    )
     print(f"plain COPY of the same rows: {copy:,.0f} rows/s")
-    print(f"ratio ours / COPY          : {ours / copy:.2f}")
+    print(f"ratio ours / COPY          : {ours / copy:.2f} (goal >= 0.1)")
 
 
 if __name__ == "__main__":

@@ -88,14 +88,15 @@ def enqueue_many(
             for m in rows
         ],
     )
-    for row in rows:
-        _describe(session, row)
+    _describe_all(session, rows)
     session.info.setdefault(_PENDING, []).extend(rows)
 
 
 _PENDING = "outbox_pending"
 #: task name -> what labels its messages (registered by the layer that owns the task).
 _DESCRIBERS: dict[str, Callable[[PlugsSession, list[Any]], str | None]] = {}
+#: task name -> what labels many of its messages at once (one query, not one per message).
+_MANY_DESCRIBERS: dict[str, Callable[[PlugsSession, list[list[Any]]], list[str | None]]] = {}
 _LABEL = "_outbox_label"  # the label, kept on the message object until it is sent
 LABEL_LENGTH = 200
 
@@ -106,6 +107,36 @@ def describe_with(
     """Label ``task_name``'s messages with ``describer(session, args)`` (called when each
     is written, or swept); the label is published as the message's ``kwargsrepr``."""
     _DESCRIBERS[task_name] = describer
+
+
+def describe_many_with(
+    task_name: str, many: Callable[[PlugsSession, list[list[Any]]], list[str | None]]
+) -> None:
+    """Label the ``task_name`` messages written (:func:`enqueue_many`) or swept together
+    with ``many(session, [args, ...])``, one label per args in order: for a label that
+    costs a query, so that a tick's thousands of messages do not cost thousands."""
+    _MANY_DESCRIBERS[task_name] = many
+
+
+def _describe_all(session: PlugsSession, messages: Sequence[OutboxMessage]) -> None:
+    """:func:`_describe` each message, through the task's ``many`` describer if it has one."""
+    by_task: dict[str, list[OutboxMessage]] = {}
+    for message in messages:
+        by_task.setdefault(message.task_name, []).append(message)
+    for task_name, group in by_task.items():
+        many = _MANY_DESCRIBERS.get(task_name)
+        if many is None or len(group) == 1:
+            for message in group:
+                _describe(session, message)
+            continue
+        try:
+            labels = many(session, [list(m.args) for m in group])
+        except Exception:  # noqa: BLE001 - a label is a courtesy; the tasks go out without
+            log.warning("could not label %d %s messages", len(group), task_name, exc_info=True)
+            continue
+        for message, label in zip(group, labels, strict=False):
+            if label:
+                setattr(message, _LABEL, label[:LABEL_LENGTH])
 
 
 def _describe(session: PlugsSession, message: OutboxMessage) -> None:
@@ -211,8 +242,7 @@ def sweep(db: Database, *, grace: timedelta = PUBLISH_GRACE) -> int:
             ).all()
             if not rows:
                 return total
-            for row in rows:
-                _describe(session, row)
+            _describe_all(session, rows)
             _mark_published(session, _send(rows))
             total += len(rows)
             if len(rows) < SWEEP_BATCH:
@@ -240,6 +270,9 @@ def _send(messages: Sequence[OutboxMessage]) -> list[uuid.UUID]:
                 producer=producer,
                 eta=message.available_at,
                 kwargsrepr=getattr(message, _LABEL, None),
+                # not a child of the task that published it: a tick publishing thousands
+                # would carry them all in its request and its stored result
+                add_to_parent=False,
             )
             sent.append(message.id)
     return sent

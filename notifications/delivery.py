@@ -28,12 +28,12 @@ from sqlalchemy.orm import Session
 
 from core.errors import PlugsError, RetryableError
 from core.settings import get_settings
-from models import outbox
+from models import host_events, outbox
 from models.base import utcnow
 from models.notification_delivery import NotificationDelivery, PushDevice
 from models.notifications import Notification
 from models.organizations import User
-from models.session import Database
+from models.session import Database, PlugsSession
 from notifications import channels as registry
 from notifications.channels.base import Channel, Device, Message, Recipient, Sent
 from notifications.fanout import DELIVER_TASK
@@ -96,10 +96,28 @@ def _claim(
 ) -> tuple[str, list[tuple[Message, int]]]:
     now = utcnow()
     lease = now + timedelta(seconds=get_settings().stall_seconds())
+    N, U = Notification, User
     rows = session.execute(
-        select(D, Notification, User)
-        .join(Notification, Notification.id == D.notification_id)
-        .join(User, User.id == D.user_id)
+        select(
+            D.id,
+            D.channel,
+            D.attempts,
+            N.id,
+            N.organization_id,
+            N.title,
+            N.message,
+            N.notification_type,
+            N.data,
+            N.created_at,
+            N.expires_at,
+            U.id,
+            U.email,
+            U.first_name,
+            U.last_name,
+            U.phone,
+        )
+        .join(N, N.id == D.notification_id)
+        .join(U, U.id == D.user_id)
         .where(
             D.batch_id == batch_id,
             or_(
@@ -111,38 +129,62 @@ def _claim(
         .execution_options(include_deleted=True)
     ).all()
     claimed: list[tuple[Message, int]] = []
-    channel = ""
-    for delivery, notification, user in rows:
-        channel = delivery.channel
-        if notification.expires_at is not None and notification.expires_at <= now:
-            delivery.status, delivery.reason, delivery.lease_until = (
-                "expired",
-                "expired before it was sent",
-                None,
-            )
-            report.expired += 1
+    expired: list[uuid.UUID] = []
+    channel = rows[0][1] if rows else ""  # a batch is of one channel
+    for (
+        delivery_id,
+        _channel,
+        attempts,
+        notification_id,
+        org_id,
+        title,
+        text,
+        kind,
+        data,
+        created_at,
+        expires_at,
+        user_id,
+        email,
+        first,
+        last,
+        phone,
+    ) in rows:
+        if expires_at is not None and expires_at <= now:
+            expired.append(delivery_id)
             continue
-        delivery.status, delivery.lease_until = "sending", lease
-        delivery.attempts += 1
-        claimed.append((_message(delivery, notification, user), delivery.attempts))
+        name = " ".join(p for p in (first, last) if p) or email
+        message = Message(
+            delivery_id=delivery_id,
+            notification_id=notification_id,
+            organization_id=org_id,
+            recipient=Recipient(id=user_id, email=email, name=name, phone=phone),
+            title=title,
+            message=text,
+            notification_type=kind,
+            data=dict(data or {}),
+            created_at=created_at,
+        )
+        claimed.append((message, attempts + 1))
+    ids = [m.delivery_id for m, _ in claimed]
+    for chosen, values in (
+        (ids, {"status": "sending", "lease_until": lease, "attempts": D.attempts + 1}),
+        (
+            expired,
+            {"status": "expired", "reason": "expired before it was sent", "lease_until": None},
+        ),
+    ):
+        if chosen:
+            session.execute(
+                update(D)
+                .where(D.id.in_(chosen))
+                .values(updated_at=now, **values)
+                .execution_options(synchronize_session=False)
+            )
+    report.expired = len(expired)
     report.claimed = len(claimed)
     if claimed and registry.channel_class(channel).needs_devices:
         claimed = _with_devices(session, claimed)
     return channel, claimed
-
-
-def _message(delivery: NotificationDelivery, notification: Notification, user: User) -> Message:
-    return Message(
-        delivery_id=delivery.id,
-        notification_id=notification.id,
-        organization_id=notification.organization_id,
-        recipient=Recipient(id=user.id, email=user.email, name=user.full_name, phone=user.phone),
-        title=notification.title,
-        message=notification.message,
-        notification_type=notification.notification_type,
-        data=dict(notification.data or {}),
-        created_at=notification.created_at,
-    )
 
 
 def _with_devices(
@@ -214,6 +256,7 @@ def _record(
         changes.append(change)
     with db.tenant(organization_id) as session:
         session.execute(update(NotificationDelivery), changes)
+        _tell_host(session, organization_id, [c for c in changes if c.get("status") == "failed"])
         for device_id, reason in disabled:
             session.execute(
                 update(PushDevice)
@@ -222,6 +265,39 @@ def _record(
                     is_active=False, disabled_at=now, disabled_reason=reason[:255], updated_at=now
                 )
             )
+
+
+def _tell_host(
+    session: PlugsSession, organization_id: uuid.UUID, failed: list[dict[str, Any]]
+) -> None:
+    """A ``notification.failed`` event per delivery finally failed (docs/events.md)."""
+    if not failed:
+        return
+    endpoints = host_events.subscribers(session, organization_id, "notification.failed")
+    if not endpoints["notification.failed"]:
+        return
+    reasons = {change["id"]: change["reason"] for change in failed}
+    rows = session.execute(
+        select(D.id, D.notification_id, D.user_id, D.channel, D.attempts).where(
+            D.id.in_(list(reasons))
+        )
+    )
+    for delivery_id, notification_id, user_id, channel, attempts in rows:
+        payload = {
+            "notification_delivery_id": str(delivery_id),
+            "notification_id": str(notification_id),
+            "user_id": str(user_id),
+            "channel": channel,
+            "attempts": attempts,
+            "reason": reasons[delivery_id],
+        }
+        host_events.record(
+            session,
+            organization_id,
+            "notification.failed",
+            payload,
+            endpoints["notification.failed"],
+        )
 
 
 def sweep(db: Database, *, now: datetime | None = None) -> int:

@@ -13,12 +13,14 @@ first with ``ON CONFLICT DO NOTHING`` and only the ones that went in get a notif
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from core.errors import PlugsError, TenancyError
@@ -106,12 +108,11 @@ class FanoutResult:
         return asdict(self)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Planned:
     channel: str
-    recipient: Recipient
+    user_id: uuid.UUID
     due_at: datetime
-    notification_id: uuid.UUID = field(default_factory=uuid.uuid4)
     batch_id: uuid.UUID | None = None
 
 
@@ -137,18 +138,12 @@ def notify(
         for channel in channels
         for row in _plan(session, channel, recipients, preferences, content, now, result)
     ]
-    batches = _assign_batches(planned, now, get_settings().notification_chunk_size)
-    won = _insert_deliveries(session, org_id, content, planned, now)
-    kept = [row for row in planned if row.notification_id in won]
-    result.duplicates = len(planned) - len(kept)
-    result.created = len(kept)
-    result.deferred = sum(1 for row in kept if row.due_at > now)
-    bulk_insert(
-        session,
-        Notification.__table__,
-        [_notification_row(org_id, content, row, now) for row in kept],
-    )
-    due_batches = sorted({str(row.batch_id) for row in kept if row.batch_id in batches})
+    due = _assign_batches(planned, now, get_settings().notification_chunk_size)
+    written = _write(session, org_id, content, planned, now)
+    result.created = sum(count for count, _ in written.values())
+    result.duplicates = len(planned) - result.created
+    result.deferred = sum(deferred for _, deferred in written.values())
+    due_batches = sorted(str(batch) for batch in written if batch in due)
     outbox.enqueue_many(
         session, DELIVER_TASK, [(org_id, [str(org_id), batch]) for batch in due_batches]
     )
@@ -227,7 +222,7 @@ def _plan(
             result.unreachable += 1
         else:
             due = preferences.due_at(recipient.id, now) if holds else now
-            yield _Planned(channel.name, recipient, due)
+            yield _Planned(channel.name, recipient.id, due)
 
 
 def _assign_batches(planned: list[_Planned], now: datetime, size: int) -> set[uuid.UUID]:
@@ -246,54 +241,133 @@ def _assign_batches(planned: list[_Planned], now: datetime, size: int) -> set[uu
     return due
 
 
-def _delivery_row(
-    org_id: uuid.UUID, content: Content, row: _Planned, now: datetime
-) -> dict[str, Any]:
-    return {
-        "id": uuid.uuid4(),
-        "organization_id": org_id,
-        "notification_id": row.notification_id,
-        "user_id": row.recipient.id,
-        "channel": row.channel,
-        "dedup_key": content.key,
-        "batch_id": row.batch_id,
-        "status": "queued",
-        "due_at": row.due_at,
-        "attempts": 0,
+def _write(
+    session: Session, org_id: uuid.UUID, content: Content, planned: list[_Planned], now: datetime
+) -> dict[uuid.UUID, tuple[int, int]]:
+    """Insert the delivery rows (skipping duplicates of a keyed notification) and, for the
+    ones that went in, their notifications; per batch: (rows written, of them held back)."""
+    write = _write_postgresql if session.get_bind().dialect.name == "postgresql" else _write_rows
+    written: dict[uuid.UUID, tuple[int, int]] = {}
+    for start in range(0, len(planned), _INSERT_CHUNK):
+        for batch, count, deferred in write(
+            session, org_id, content, planned[start : start + _INSERT_CHUNK], now
+        ):
+            before = written.get(batch, (0, 0))
+            written[batch] = (before[0] + count, before[1] + deferred)
+    return written
+
+
+#: One statement and one round trip per chunk: the planned rows travel as four arrays, the
+#: ids are made by the database, the delivery rows go in first (the dedup guard: a keyed
+#: duplicate is skipped by ``ON CONFLICT DO NOTHING``) and only the ones that went in get a
+#: notification row, in the same statement.  ``{conflict}`` is empty without a key: fresh
+#: ids cannot collide, so the conflict pre-check of every unique index is not paid for.
+_WRITE_SQL = """
+WITH planned AS (
+    SELECT * FROM unnest(
+        CAST(:users AS uuid[]), CAST(:channels AS text[]),
+        CAST(:due AS timestamptz[]), CAST(:batches AS uuid[])
+    ) AS p (user_id, channel, due_at, batch_id)
+), delivery AS (
+    INSERT INTO notification_deliveries (id, organization_id, notification_id, user_id,
+        channel, dedup_key, batch_id, status, due_at, attempts, urgent, created_at, updated_at)
+    SELECT gen_random_uuid(), :org, gen_random_uuid(), user_id, channel, :key, batch_id,
+        'queued', due_at, 0, :urgent, :now, :now
+    FROM planned {conflict}
+    RETURNING notification_id, user_id, channel, batch_id, due_at
+), notification AS (
+    INSERT INTO notifications (id, organization_id, user_id, title, message,
+        notification_type, channel, data, is_read, expires_at, created_at, updated_at,
+        is_deleted)
+    SELECT notification_id, :org, user_id, :title, :message, :type, channel,
+        CAST(:data AS jsonb), false, :expires, :now, :now, false
+    FROM delivery
+)
+SELECT batch_id, count(*), count(*) FILTER (WHERE due_at > :now) FROM delivery GROUP BY batch_id
+"""
+
+
+def _write_postgresql(
+    session: Session, org_id: uuid.UUID, content: Content, rows: list[_Planned], now: datetime
+) -> list[tuple[uuid.UUID, int, int]]:
+    conflict = "" if content.key is None else "ON CONFLICT DO NOTHING"
+    statement = text(_WRITE_SQL.format(conflict=conflict))
+    stamps = {due: due.isoformat() for due in {row.due_at for row in rows}}
+    params = {
+        # array literals: PostgreSQL parses them far faster than the driver adapts lists
+        "users": _array(str(row.user_id) for row in rows),
+        "channels": _array(row.channel for row in rows),
+        "due": _array(stamps[row.due_at] for row in rows),
+        "batches": _array(str(row.batch_id) for row in rows),
+        "org": org_id,
+        "key": content.key,
         "urgent": content.urgent,
-        "created_at": now,
-        "updated_at": now,
-    }
-
-
-def _notification_row(
-    org_id: uuid.UUID, content: Content, row: _Planned, now: datetime
-) -> dict[str, Any]:
-    return {
-        "id": row.notification_id,
-        "organization_id": org_id,
-        "user_id": row.recipient.id,
+        "now": now,
         "title": content.title,
         "message": content.message,
-        "notification_type": content.notification_type,
-        "channel": row.channel,
-        "data": content.data,
-        "is_read": False,
-        "expires_at": content.expires_at,
-        "created_at": now,
-        "updated_at": now,
-        "is_deleted": False,
+        "type": content.notification_type,
+        "data": json.dumps(jsonable(content.data)),
+        "expires": content.expires_at,
     }
+    return [
+        (batch, count, deferred) for batch, count, deferred in session.execute(statement, params)
+    ]
 
 
-def _insert_deliveries(
-    session: Session, org_id: uuid.UUID, content: Content, planned: list[_Planned], now: datetime
-) -> set[uuid.UUID]:
-    """Insert the delivery rows, skipping duplicates; the notification ids that went in."""
-    rows = [_delivery_row(org_id, content, row, now) for row in planned]
+def _array(values: Iterator[str]) -> str:
+    """A PostgreSQL array literal of values that need no quoting (uuids, names, times)."""
+    return "{" + ",".join(values) + "}"
+
+
+def _write_rows(
+    session: Session, org_id: uuid.UUID, content: Content, rows: list[_Planned], now: datetime
+) -> list[tuple[uuid.UUID, int, int]]:
+    """:func:`_write_postgresql` on other databases: row dicts, then the winners' notifications."""
+    ids = {id(row): uuid.uuid4() for row in rows}
+    deliveries = [
+        {
+            "id": uuid.uuid4(),
+            "organization_id": org_id,
+            "notification_id": ids[id(row)],
+            "user_id": row.user_id,
+            "channel": row.channel,
+            "dedup_key": content.key,
+            "batch_id": row.batch_id,
+            "status": "queued",
+            "due_at": row.due_at,
+            "attempts": 0,
+            "urgent": content.urgent,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for row in rows
+    ]
     table = NotificationDelivery.__table__
-    won: set[uuid.UUID] = set()
-    for start in range(0, len(rows), _INSERT_CHUNK):
-        chunk = rows[start : start + _INSERT_CHUNK]
-        won.update(uuid.UUID(str(v)) for v in insert_new(session, table, chunk, "notification_id"))
-    return won
+    won = {uuid.UUID(str(v)) for v in insert_new(session, table, deliveries, "notification_id")}
+    kept = [row for row in rows if ids[id(row)] in won]
+    notifications = [
+        {
+            "id": ids[id(row)],
+            "organization_id": org_id,
+            "user_id": row.user_id,
+            "title": content.title,
+            "message": content.message,
+            "notification_type": content.notification_type,
+            "channel": row.channel,
+            "data": content.data,
+            "is_read": False,
+            "expires_at": content.expires_at,
+            "created_at": now,
+            "updated_at": now,
+            "is_deleted": False,
+        }
+        for row in kept
+    ]
+    bulk_insert(session, Notification.__table__, notifications)
+    counts: dict[uuid.UUID, list[int]] = {}
+    for row in kept:
+        assert row.batch_id is not None
+        count = counts.setdefault(row.batch_id, [0, 0])
+        count[0] += 1
+        count[1] += row.due_at > now
+    return [(batch, count, deferred) for batch, (count, deferred) in counts.items()]

@@ -35,12 +35,15 @@ from typing import Any
 from sqlalchemy import and_, bindparam, delete, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from models import outbox
 from models.base import utcnow
-from models.bulk import jsonable
+from models.bulk import jsonable, rows_json
 from models.integrations import Integration, IntegrationLog
 from models.schedules import ScheduleSlot, SyncSchedule
 from models.session import Database, PlugsSession
-from runs.batch import IntegrationRef, RunRequest, open_runs
+from models.sync_state import SyncStreamRun
+from runs.batch import PAGE_TASK, IntegrationRef, RunRequest, open_runs
+from runs.progress import integration_label
 from scheduler.timing import Due, Timing
 
 log = logging.getLogger(__name__)
@@ -323,6 +326,15 @@ def _open_runs(session: PlugsSession, fresh: list[_Claim], report: TickReport) -
     _record_outcomes(session, fresh)
 
 
+#: The run ids of a batch's started slots in one statement (one UPDATE per row cost more
+#: than the rest of the batch's writes).
+_SLOT_RUNS_SQL = text(
+    "UPDATE schedule_slots AS s SET run_id = v.run "
+    "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v (slot_id uuid, run uuid) "
+    "WHERE s.id = v.slot_id"
+)
+
+
 def _record_outcomes(session: PlugsSession, fresh: list[_Claim]) -> None:
     """Store each started slot's run id, and why a slot that was to start did not."""
     table = ScheduleSlot.__table__
@@ -334,11 +346,29 @@ def _record_outcomes(session: PlugsSession, fresh: list[_Claim]) -> None:
     ]
     connection = session.connection()
     by_id = table.c.id == bindparam("slot_id")
-    if started:
+    if started and _postgresql(session):
+        connection.execute(_SLOT_RUNS_SQL, {"rows": rows_json(started)})
+    elif started:
         connection.execute(update(table).where(by_id).values(run_id=bindparam("run")), started)
     if failed:
         statement = update(table).where(by_id).values(status="skipped", reason=bindparam("why"))
         connection.execute(statement, failed)
+
+
+#: Every fresh slot's schedule moved on, in one statement; a started one records its run.
+_ADVANCE_SQL = text(
+    "UPDATE sync_schedules AS s SET next_run_at = v.following, last_slot_at = v.slot, "
+    "last_slot_status = v.status, updated_at = :now, "
+    "last_run_at = CASE WHEN v.run_id IS NULL THEN s.last_run_at ELSE :now END, "
+    "last_run_id = coalesce(v.run_id, s.last_run_id) "
+    "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v "
+    "(schedule_id uuid, following timestamptz, slot timestamptz, status text, run_id uuid) "
+    "WHERE s.id = v.schedule_id"
+)
+
+
+def _postgresql(session: PlugsSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def _advance(
@@ -347,19 +377,23 @@ def _advance(
     """Every claimed schedule moves to its next due time; fresh slots are recorded on it."""
     recorded = {id(c) for c in fresh}
     _move_on(session, [(c.row.id, c.due.following) for c in claims if id(c) not in recorded])
+    rows = [
+        {
+            "schedule_id": c.row.id,
+            "following": c.due.following,
+            "slot": c.due.slot,
+            "status": c.status,
+            "run_id": c.run_id,
+        }
+        for c in fresh
+    ]
+    if _postgresql(session):
+        if rows:
+            session.execute(_ADVANCE_SQL, {"rows": rows_json(rows), "now": now})
+        return
     table = SyncSchedule.__table__
     for started in (True, False):
-        params = [
-            {
-                "schedule_id": c.row.id,
-                "following": c.due.following,
-                "slot": c.due.slot,
-                "status": c.status,
-                "run_id": c.run_id,
-            }
-            for c in fresh
-            if (c.run_id is not None) == started
-        ]
+        params = [row for row in rows if (row["run_id"] is not None) == started]
         if not params:
             continue
         values: dict[str, Any] = {
@@ -374,9 +408,20 @@ def _advance(
         session.connection().execute(statement, params)
 
 
+_MOVE_ON_SQL = text(
+    "UPDATE sync_schedules AS s SET next_run_at = v.following "
+    "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v (schedule_id uuid, following timestamptz) "
+    "WHERE s.id = v.schedule_id"
+)
+
+
 def _move_on(session: PlugsSession, moves: list[tuple[uuid.UUID, datetime]]) -> None:
     """Set ``next_run_at`` of schedules that get no slot now (paused, or taken already)."""
     if not moves:
+        return
+    if _postgresql(session):
+        rows = [{"schedule_id": i, "following": following} for i, following in moves]
+        session.execute(_MOVE_ON_SQL, {"rows": rows_json(rows)})
         return
     table = SyncSchedule.__table__
     statement = (
@@ -387,3 +432,22 @@ def _move_on(session: PlugsSession, moves: list[tuple[uuid.UUID, datetime]]) -> 
     session.connection().execute(
         statement, [{"schedule_id": i, "following": following} for i, following in moves]
     )
+
+
+def _page_labels(session: PlugsSession, args: list[list[Any]]) -> list[str | None]:
+    """The Flower labels of many page tasks (``hubspot "Acme HubSpot" contacts``), as
+    :mod:`runs.progress` makes one, in one query: a tick opens thousands of runs at once."""
+    ids = [uuid.UUID(str(a[1])) for a in args if len(a) == 2]
+    found = {
+        stream_run_id: f"{integration_label(integration)} {stream}"
+        for stream_run_id, stream, integration in session.execute(
+            select(SyncStreamRun.id, SyncStreamRun.stream, Integration)
+            .join(Integration, Integration.id == SyncStreamRun.integration_id)
+            .where(SyncStreamRun.id.in_(ids))
+            .execution_options(include_deleted=True)
+        )
+    }
+    return [found.get(uuid.UUID(str(a[1]))) if len(a) == 2 else None for a in args]
+
+
+outbox.describe_many_with(PAGE_TASK, _page_labels)

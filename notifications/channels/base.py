@@ -18,16 +18,22 @@ Providers of a channel are tried in the configured order (:func:`first_available
 
 from __future__ import annotations
 
+import ssl
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from types import TracebackType
-from typing import Any, ClassVar, Protocol, Self, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
+import httpx
 from sqlalchemy.orm import Session
 
+from connectors.egress import GuardedTransport
+from connectors.http import Action, VendorClient
+from connectors.http_urls import check_configured_url
 from core.errors import AuthError, ConfigError, RetryableError
 from core.settings import Settings
 
@@ -142,3 +148,81 @@ def first_available(providers: Sequence[P], attempt: Callable[[P], R], *, settin
         except (RetryableError, AuthError) as exc:
             reasons.append(f"{provider.name}: {exc}")
     raise RetryableError("every provider failed: " + "; ".join(reasons))
+
+
+class HttpProvider(Protocol):
+    """A configured HTTP provider of a channel (``PLUGS_SMS_PROVIDERS`` and the like)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def base_url(self) -> str: ...
+
+
+H = TypeVar("H", bound=HttpProvider)
+
+
+class ProviderClients(Generic[H]):
+    """The HTTP clients of a channel's providers: one :class:`VendorClient` per provider,
+    made on first use (its ``base_url`` checked against the egress rules first) and reused
+    for the batch, closed with the channel.  The clients of a process share one TLS
+    context: loading the CA certificates took longer than a batch's requests on loopback.
+
+    ``setting`` names the providers' setting in messages; ``credentials(provider)`` gives
+    the client's ``auth`` or ``headers``.  A 400 is the message's fault (it fails, no retry);
+    429, 5xx and connection errors are retried once, then hand over to the next provider.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        setting: str,
+        credentials: Callable[[H], dict[str, Any]],
+    ) -> None:
+        self.settings, self.setting, self.credentials = settings, setting, credentials
+        self._clients: dict[str, VendorClient] = {}
+
+    def check(self, channel: str, providers: Sequence[H]) -> None:
+        """Raise :class:`ConfigError` when no provider is set or a URL is refused."""
+        if not providers:
+            raise ConfigError(f"the {channel} channel has no provider: set {self.setting}")
+        for provider in providers:
+            self._check_url(provider)
+
+    def client(self, provider: H) -> VendorClient:
+        """The client of ``provider``, made on first use."""
+        if provider.name not in self._clients:
+            self._check_url(provider)
+            self._clients[provider.name] = VendorClient(
+                name=provider.name,
+                base_url=provider.base_url,
+                allow_private=self.settings.allow_private_urls,
+                transport=GuardedTransport(
+                    allow_private=self.settings.allow_private_urls, verify=_tls_context()
+                ),
+                status_actions={400: Action.NOT_FOUND},
+                max_attempts=2,
+                max_inline_wait=5.0,
+                backoff=0.2,
+                **self.credentials(provider),
+            )
+        return self._clients[provider.name]
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+    def _check_url(self, provider: H) -> None:
+        check_configured_url(
+            provider.base_url,
+            setting=f"{self.setting} ({provider.name}) base_url",
+            allow_private=self.settings.allow_private_urls,
+        )
+
+
+@cache
+def _tls_context() -> ssl.SSLContext:
+    """The verifying TLS context of the providers' clients (made once per process)."""
+    return httpx.create_ssl_context()

@@ -153,7 +153,8 @@ class _GuardedSMTPSSL(smtplib.SMTP_SSL, _GuardedSMTP):
 
 def _connect(server: SmtpServer, allow_private: bool) -> smtplib.SMTP:
     """A connection to ``server``, upgraded to TLS and logged in as configured."""
-    context = ssl.create_default_context()
+    # Loading the CA certificates costs more than the connection: only when TLS is used.
+    context = ssl.create_default_context() if server.ssl or server.starttls else None
     try:
         if server.ssl:
             connection: smtplib.SMTP = _GuardedSMTPSSL(

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connectors.http import Action, VendorClient
-from connectors.http_urls import check_configured_url
-from core.errors import ConfigError, FatalError
+from core.errors import FatalError
 from core.settings import PushProvider, Settings
 from models.notification_delivery import PushDevice
 from notifications import templates
@@ -26,6 +25,7 @@ from notifications.channels.base import (
     Channel,
     Device,
     Message,
+    ProviderClients,
     Recipient,
     Sent,
     first_available,
@@ -53,13 +53,12 @@ class PushChannel(Channel):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self._clients: dict[str, VendorClient] = {}
+        self._clients = ProviderClients[PushProvider](
+            settings, "PLUGS_PUSH_PROVIDERS", _bearer_token
+        )
 
     def check_configured(self) -> None:
-        if not self.settings.push_providers:
-            raise ConfigError("the push channel has no provider: set PLUGS_PUSH_PROVIDERS")
-        for provider in self.settings.push_providers:
-            self._check_url(provider)
+        self._clients.check(self.name, self.settings.push_providers)
 
     def reachable(self, session: Session, recipients: Sequence[Recipient]) -> set[uuid.UUID]:
         ids = [r.id for r in recipients]
@@ -113,7 +112,7 @@ class PushChannel(Channel):
         )
 
     def _send_via(self, provider: PushProvider, payload: Mapping[str, object]) -> tuple[str, str]:
-        response = self._client(provider).request(
+        response = self._clients.client(provider).request(
             "POST", send_path(provider.project_id), json=payload
         )
         if response.status_code < 300:
@@ -123,32 +122,12 @@ class PushChannel(Channel):
             raise _DeadToken(code or "NOT_FOUND")
         raise FatalError(f"{provider.name} refused the message: {response.status_code} {code}")
 
-    def _client(self, provider: PushProvider) -> VendorClient:
-        if provider.name not in self._clients:
-            self._check_url(provider)
-            self._clients[provider.name] = VendorClient(
-                name=provider.name,
-                base_url=provider.base_url,
-                allow_private=self.settings.allow_private_urls,
-                headers={"Authorization": f"Bearer {provider.access_token.get_secret_value()}"},
-                status_actions={400: Action.NOT_FOUND},
-                max_attempts=2,
-                max_inline_wait=5.0,
-                backoff=0.2,
-            )
-        return self._clients[provider.name]
-
-    def _check_url(self, provider: PushProvider) -> None:
-        check_configured_url(
-            provider.base_url,
-            setting=f"PLUGS_PUSH_PROVIDERS ({provider.name}) base_url",
-            allow_private=self.settings.allow_private_urls,
-        )
-
     def close(self) -> None:
-        for client in self._clients.values():
-            client.close()
-        self._clients.clear()
+        self._clients.close()
+
+
+def _bearer_token(provider: PushProvider) -> dict[str, Any]:
+    return {"headers": {"Authorization": f"Bearer {provider.access_token.get_secret_value()}"}}
 
 
 class DeviceRefused(FatalError):

@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 import httpx
 from sqlalchemy.orm import Session
 
-from connectors.http import Action, VendorClient
-from connectors.http_urls import check_configured_url
-from core.errors import ConfigError, FatalError
+from core.errors import FatalError
 from core.settings import Settings, SmsProvider
 from notifications import templates
-from notifications.channels.base import Channel, Message, Recipient, Sent, first_available
+from notifications.channels.base import (
+    Channel,
+    Message,
+    ProviderClients,
+    Recipient,
+    Sent,
+    first_available,
+)
 
 API_VERSION = "2010-04-01"
 
@@ -35,13 +41,10 @@ class SmsChannel(Channel):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self._clients: dict[str, VendorClient] = {}
+        self._clients = ProviderClients[SmsProvider](settings, "PLUGS_SMS_PROVIDERS", _basic_auth)
 
     def check_configured(self) -> None:
-        if not self.settings.sms_providers:
-            raise ConfigError("the sms channel has no provider: set PLUGS_SMS_PROVIDERS")
-        for provider in self.settings.sms_providers:
-            self._check_url(provider)
+        self._clients.check(self.name, self.settings.sms_providers)
 
     def reachable(self, session: Session, recipients: Sequence[Recipient]) -> set[uuid.UUID]:
         return {r.id for r in recipients if r.phone}
@@ -57,7 +60,7 @@ class SmsChannel(Channel):
         )
 
     def _send_via(self, provider: SmsProvider, to: str, body: str) -> Sent:
-        response = self._client(provider).request(
+        response = self._clients.client(provider).request(
             "POST",
             messages_path(provider.account_sid),
             data={"To": to, "From": provider.from_number, "Body": body},
@@ -69,32 +72,12 @@ class SmsChannel(Channel):
         sid = payload.get("sid")
         return Sent(provider=provider.name, provider_message_id=None if sid is None else str(sid))
 
-    def _client(self, provider: SmsProvider) -> VendorClient:
-        if provider.name not in self._clients:
-            self._check_url(provider)
-            self._clients[provider.name] = VendorClient(
-                name=provider.name,
-                base_url=provider.base_url,
-                allow_private=self.settings.allow_private_urls,
-                auth=httpx.BasicAuth(provider.account_sid, provider.auth_token.get_secret_value()),
-                status_actions={400: Action.NOT_FOUND},
-                max_attempts=2,
-                max_inline_wait=5.0,
-                backoff=0.2,
-            )
-        return self._clients[provider.name]
-
-    def _check_url(self, provider: SmsProvider) -> None:
-        check_configured_url(
-            provider.base_url,
-            setting=f"PLUGS_SMS_PROVIDERS ({provider.name}) base_url",
-            allow_private=self.settings.allow_private_urls,
-        )
-
     def close(self) -> None:
-        for client in self._clients.values():
-            client.close()
-        self._clients.clear()
+        self._clients.close()
+
+
+def _basic_auth(provider: SmsProvider) -> dict[str, Any]:
+    return {"auth": httpx.BasicAuth(provider.account_sid, provider.auth_token.get_secret_value())}
 
 
 def _json(response: httpx.Response) -> dict[str, object]:

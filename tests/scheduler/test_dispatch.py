@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import uuid
@@ -11,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import redis
 from sqlalchemy import select, update
 
 from connectors.integrations import add_integration
@@ -170,3 +172,18 @@ def test_a_schedule_whose_streams_no_longer_exist_is_skipped_and_the_batch_goes_
     assert by_integration[broken].status == "skipped"
     assert "has no stream gone" in (by_integration[broken].reason or "")
     assert by_integration[fine].status == "started"
+
+
+def test_a_tick_labels_every_page_task_it_publishes_for_flower(
+    app_db: Database, acme_server: RunningServer, platform_env: dict[str, str]
+) -> None:
+    org_id, ids = scheduled_integrations(app_db, acme_server, 3, "every 15m")
+    _due_now(app_db, org_id)
+
+    report = dispatch_due(app_db)
+
+    broker = redis.Redis.from_url(platform_env["PLUGS_BROKER_URL"])
+    messages = [json.loads(m) for m in broker.lrange("syncs", 0, -1)]
+    labels = [m["headers"]["kwargsrepr"] for m in messages if m["headers"]["task"] == "sync.page"]
+    assert report.started == 3 and len(labels) >= 3
+    assert all(label.startswith("acme ") and len(label) > len("acme ") for label in labels)
