@@ -1,20 +1,25 @@
 """Webhook ingest: requests/s and p50/p99 latency of the real receiver (`plugs webhooks`:
 integration lookup, HubSpot v3 signature verification, inbox INSERT ... ON CONFLICT, commit,
-enqueue to Redis) at 64 connections, against the limit measured in the same run on the same
-machine: a bare ASGI endpoint on the same uvicorn that only INSERTs the body into PostgreSQL.
+hand-off to the workers) at 64 connections, against the limit measured in the same run on the
+same machine: a bare ASGI endpoint on the same uvicorn that only INSERTs the body into
+PostgreSQL.
 
-    .venv/bin/python bench/webhook_ingest.py [--requests 5000] [--connections 64] [--repeat 3]
+    .venv/bin/python bench/webhook_ingest.py [--requests 10000] [--connections 64] [--repeat 3] [--workers 1,2]
 
-Both servers run in their own process; the load comes from this process (keep-alive
-connections on asyncio streams), the same generator for both.  Prints medians and the ratio (goal >= 0.5, p99 < 50 ms).
+The load comes from ``wrk`` (Debian's package ``wrk``), a C load generator that is not the
+bottleneck, one thread, with bench/webhook_ingest.lua: every request is a distinct HubSpot v3
+delivery (its own event id), signed here in Python beforehand and sent exactly once.  Both
+servers run with the same number of uvicorn processes, for each count in ``--workers``.
+Afterwards the inbox must hold every acknowledged delivery.  Prints medians and the ratio
+(goal >= 0.5, p99 < 50 ms, 0 errors).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -25,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -33,14 +39,14 @@ from bench.environment import scratch_database, scratch_redis  # noqa: E402
 from simulators.hubspot.webhooks import delivery  # noqa: E402
 
 SECRET = "bench-client-secret"
+LUA = ROOT / "bench" / "webhook_ingest.lua"
+WARMUP = 500
 BARE_APP = """
 import os
 from sqlalchemy import create_engine, text
 
 # the same pool as the receiver (PLUGS_DATABASE_POOL_SIZE 10, 10 more on bursts)
 engine = create_engine(os.environ["BENCH_DATABASE_URL"], pool_size=10, max_overflow=10)
-with engine.begin() as c:
-    c.execute(text("CREATE TABLE IF NOT EXISTS bench_raw_webhooks (id bigserial primary key, body bytea)"))
 
 
 def _insert(body):
@@ -73,10 +79,33 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _cpu_seconds(root: int) -> float:
+    """CPU time (user + system) of process ``root`` and its descendants, from /proc."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    tree, total = {root}, 0.0
+    for pid in sorted(parents):  # children have higher pids than their parents here
+        if pid in tree or parents[pid] in tree:
+            tree.add(pid)
+            total += times.get(pid, 0.0)
+    return total
+
+
 @contextmanager
 def _server(command: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[str]:
     with log.open("wb") as output:
         process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=output, stderr=output)
+    _pids[port] = process.pid
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -94,81 +123,61 @@ def _server(command: list[str], env: dict[str, str], port: int, log: Path) -> It
         process.wait(timeout=30)
 
 
-async def _load(base: str, requests: list[tuple[str, dict, bytes]], connections: int) -> dict:
-    """Send ``requests`` over ``connections`` keep-alive HTTP/1.1 connections.
-
-    A minimal client on asyncio streams: a general-purpose client (httpx) tops out near
-    200 requests/s at 64 connections on this machine, below what the servers do, so it
-    would measure itself."""
-    host, port = base.removeprefix("http://").split(":")
-    latencies: list[float] = []
-    errors: dict[int, int] = {}
-    pending = list(reversed(requests))
-
-    async def connection() -> None:
-        reader, writer = await asyncio.open_connection(host, int(port))
-        try:
-            while pending:
-                path, headers, body = pending.pop()
-                head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-                request = (
-                    f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{head}"
-                    f"Content-Length: {len(body)}\r\n\r\n"
-                ).encode() + body
-                started = time.perf_counter()
-                writer.write(request)
-                status_line = await reader.readline()
-                length, chunked = 0, False
-                while (line := await reader.readline()) not in (b"\r\n", b""):
-                    name, _, value = line.decode().partition(":")
-                    if name.lower() == "content-length":
-                        length = int(value)
-                    elif name.lower() == "transfer-encoding":
-                        chunked = "chunked" in value.lower()
-                if chunked:
-                    while (size := int((await reader.readline()).strip() or b"0", 16)) > 0:
-                        await reader.readexactly(size + 2)
-                    await reader.readline()
-                elif length:
-                    await reader.readexactly(length)
-                latencies.append(time.perf_counter() - started)
-                status = int(status_line.split()[1])
-                if status >= 300:
-                    errors[status] = errors.get(status, 0) + 1
-        finally:
-            writer.close()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(connection() for _ in range(connections)))
-    elapsed = time.perf_counter() - started
-    latencies.sort()
-    return {
-        "rps": len(requests) / elapsed,
-        "p50_ms": latencies[len(latencies) // 2] * 1000,
-        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
-        "errors": sum(errors.values()),
-        "error_statuses": errors,
-    }
-
-
-def _signed_requests(base: str, integration_id: str, count: int, offset: int) -> list:
+def _prepare(file: Path, base: str, integration_id: str, first: int, count: int) -> None:
+    """``count`` signed deliveries with event ids from ``first`` on, as raw HTTP requests
+    (bench/webhook_ingest.lua's format), signed now: HubSpot's window is 5 minutes."""
     path = f"/webhooks/hubspot/{integration_id}"
+    host = base.removeprefix("http://")
     now = int(time.time() * 1000)
-    requests = []
-    for n in range(offset, offset + count):
-        event = {
-            "eventId": n,
-            "subscriptionId": 2002,
-            "portalId": 62515,
-            "appId": 1,
-            "occurredAt": now,
-            "subscriptionType": "contact.creation",
-            "attemptNumber": 0,
-            "objectId": n,
-        }
-        headers, body = delivery([event], base + path, SECRET, now)
-        requests.append((path, headers, body))
-    return requests
+    with file.open("wb") as out:
+        for n in range(first, first + count):
+            event = {
+                "eventId": n,
+                "subscriptionId": 2002,
+                "portalId": 62515,
+                "appId": 1,
+                "occurredAt": now,
+                "subscriptionType": "contact.creation",
+                "attemptNumber": 0,
+                "objectId": n,
+            }
+            headers, body = delivery([event], base + path, SECRET, now)
+            head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            request = (
+                f"POST {path} HTTP/1.1\r\nHost: {host}\r\n{head}Content-Length: {len(body)}\r\n\r\n"
+            ).encode() + body
+            out.write(b"%08d" % len(request) + request)
+
+
+_pids: dict[int, int] = {}  # port -> server process
+
+
+def _wrk(base: str, file: Path, connections: int) -> dict:
+    """One wrk run sending every request of ``file`` once; its RESULT line as a dict, and
+    the CPU time the server (all its processes) spent per request."""
+    server = _pids[int(base.rsplit(":", 1)[1])]
+    cpu_before = _cpu_seconds(server)
+    command = [
+        "wrk", "-t1", f"-c{connections}", "-d60s", "--timeout", "10s",
+        "-s", str(LUA), base, "--", str(file),
+    ]  # fmt: skip
+    out = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    cpu = _cpu_seconds(server) - cpu_before
+    line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk gave no result: {out.stdout[-2000:]} {out.stderr[-2000:]}")
+    raw = json.loads(line.removeprefix("RESULT "))
+    errors = sum(raw[k] for k in ("connect", "read", "write", "timeout"))
+    errors += raw["sent"] - raw["acknowledged"]  # not 2xx, or no answer
+    return {
+        "rps": raw["requests"] / (raw["duration_us"] / 1e6),
+        "p50_ms": raw["p50_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+        "max_ms": raw["max_us"] / 1000,
+        "cpu_ms_per_request": cpu * 1000 / max(1, raw["requests"]),
+        "errors": errors,
+        "acknowledged": raw["acknowledged"],
+    }
 
 
 def _setup_integration(env: dict[str, str]) -> str:
@@ -190,12 +199,25 @@ def _setup_integration(env: dict[str, str]) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
+def _stored(owner_url: str, integration_id: str) -> int:
+    with psycopg.connect(owner_url) as connection:
+        row = connection.execute(
+            "SELECT count(*) FROM webhook_inbox WHERE integration_id = %s",
+            (integration_id,),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--requests", type=int, default=10000)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workers", default="1,2", help="uvicorn processes, comma-separated")
     args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
+    worker_counts = [int(n) for n in args.workers.split(",")]
     from connectors.credentials import new_key_entry
 
     with (
@@ -216,49 +238,77 @@ def main() -> None:
             PLUGS_LOG_LEVEL="WARNING",
         )
         integration_id = _setup_integration(env)
-        bare_file = folder / "bare_app.py"
-        bare_file.write_text(BARE_APP)
-        ours_port, bare_port = _free_port(), _free_port()
-        ours_cmd = [sys.executable, "-m", "workers.cli", "webhooks", "--port", str(ours_port)]
-        bare_cmd = [
-            sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(bare_port),
-            "--no-access-log", "--log-level", "warning", "--app-dir", str(folder),
-        ]  # fmt: skip
+        owner_url = database["owner_url"].replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(owner_url, autocommit=True) as connection:
+            connection.execute(
+                "CREATE TABLE bench_raw_webhooks (id bigserial primary key, body bytea)"
+            )
+        (folder / "bare_app.py").write_text(BARE_APP)
         bare_env = {**env, "BENCH_DATABASE_URL": database["owner_url"]}
-        results: dict[str, list[dict]] = {"limit": [], "ours": []}
-        offset = 0
-        with (
-            _server(ours_cmd, env, ours_port, folder / "ours.log") as ours,
-            _server(bare_cmd, bare_env, bare_port, folder / "bare.log") as bare,
-        ):
-            for _ in range(args.repeat):
-                for name, base in (("limit", bare), ("ours", ours)):
-                    warmup = _signed_requests(base, integration_id, 300, offset)
-                    offset += 300
-                    asyncio.run(_load(base, warmup, args.connections))
-                    batch = _signed_requests(base, integration_id, args.requests, offset)
-                    offset += args.requests
-                    result = asyncio.run(_load(base, batch, args.connections))
-                    results[name].append(result)
-                    shown = {
-                        k: round(v, 1) if isinstance(v, float) else v for k, v in result.items()
-                    }
-                    print(f"{name:5s} {json.dumps(shown)}", flush=True)
-        if any(r["errors"] for r in results["ours"]):
-            print("\nreceiver log (tail):\n" + (folder / "ours.log").read_text()[-3000:])
-    summary = {
-        name: {key: statistics.median(r[key] for r in runs) for key in ("rps", "p50_ms", "p99_ms")}
-        for name, runs in results.items()
-    }
-    ratio = summary["ours"]["rps"] / summary["limit"]["rps"]
+        summaries: dict[int, dict[str, dict[str, float]]] = {}
+        acknowledged, next_id, errors = 0, 0, {"limit": 0, "ours": 0}
+        for workers in worker_counts:
+            ours_port, bare_port = _free_port(), _free_port()
+            ours_cmd = [
+                sys.executable, "-m", "workers.cli", "webhooks", "--port", str(ours_port),
+                "--workers", str(workers),
+            ]  # fmt: skip
+            bare_cmd = [
+                sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(bare_port),
+                "--workers", str(workers), "--no-access-log", "--log-level", "warning",
+                "--app-dir", str(folder),
+            ]  # fmt: skip
+            results: dict[str, list[dict]] = {"limit": [], "ours": []}
+            errors_before = dict(errors)
+            logs = {name: folder / f"{name}-{workers}.log" for name in results}
+            with (
+                _server(ours_cmd, env, ours_port, logs["ours"]) as ours,
+                _server(bare_cmd, bare_env, bare_port, logs["limit"]) as bare,
+            ):
+                for _ in range(args.repeat):
+                    for name, base in (("limit", bare), ("ours", ours)):
+                        for count, kept in ((WARMUP, False), (args.requests, True)):
+                            file = folder / "requests.bin"
+                            _prepare(file, ours, integration_id, next_id, count)
+                            next_id += count
+                            result = _wrk(base, file, args.connections)
+                            if name == "ours":
+                                acknowledged += result["acknowledged"]
+                            errors[name] += result["errors"]
+                            if kept:
+                                results[name].append(result)
+                        shown = {k: round(v, 1) for k, v in result.items()}
+                        print(f"workers {workers} {name:5s} {json.dumps(shown)}", flush=True)
+            for name, log in logs.items():  # warm-ups included
+                if errors[name] > errors_before[name]:
+                    print(f"\n{name} server log (tail):\n" + log.read_text()[-3000:])
+            summaries[workers] = {
+                name: {
+                    key: statistics.median(r[key] for r in runs)
+                    for key in ("rps", "p50_ms", "p99_ms", "cpu_ms_per_request")
+                }
+                for name, runs in results.items()
+            }
+        stored = _stored(owner_url, integration_id)
+    print(f"\nmedians over {args.repeat} runs of {args.requests} requests at "
+          f"{args.connections} connections (wrk):")  # fmt: skip
+    for workers, summary in summaries.items():
+        limit, ours = summary["limit"], summary["ours"]
+        print(
+            f"  {workers} process(es): limit (bare INSERT) {limit['rps']:.0f} req/s, "
+            f"p50 {limit['p50_ms']:.1f} ms, p99 {limit['p99_ms']:.1f} ms, "
+            f"{limit['cpu_ms_per_request']:.2f} CPU ms/request | ours {ours['rps']:.0f} req/s, "
+            f"p50 {ours['p50_ms']:.1f} ms, p99 {ours['p99_ms']:.1f} ms, "
+            f"{ours['cpu_ms_per_request']:.2f} CPU ms/request"
+            f" | ratio {ours['rps'] / limit['rps']:.2f} (goal >= 0.5, p99 < 50 ms)"
+        )
+    if len(summaries) > 1:
+        rates = ", ".join(f"{w}: {s['ours']['rps']:.0f} req/s" for w, s in summaries.items())
+        print(f"  ours by receiver processes: {rates}")
     print(
-        f"\nmedians over {args.repeat} runs of {args.requests} requests at {args.connections} connections:\n"
-        f"  limit (bare INSERT): {summary['limit']['rps']:.0f} req/s, p50 {summary['limit']['p50_ms']:.1f} ms, "
-        f"p99 {summary['limit']['p99_ms']:.1f} ms\n"
-        f"  ours (receiver):     {summary['ours']['rps']:.0f} req/s, p50 {summary['ours']['p50_ms']:.1f} ms, "
-        f"p99 {summary['ours']['p99_ms']:.1f} ms\n"
-        f"  ratio ours/limit: {ratio:.2f} (goal >= 0.5); errors: "
-        f"{sum(r['errors'] for runs in results.values() for r in runs)}"
+        f"  errors: ours {errors['ours']}, limit {errors['limit']}; deliveries acknowledged "
+        f"by ours {acknowledged}, in the inbox {stored}"
+        f" ({'all there' if stored >= acknowledged else 'MISSING ' + str(acknowledged - stored)})"
     )
 
 

@@ -7,6 +7,7 @@ Every unit of work says whose data it touches::
         session.add(Contact(first_name="Ada"))              # organization_id filled in
     with db.system("scheduler: scan due integrations") as session:  # all organizations
         ...
+    db.insert_one(org_id, WebhookDelivery.__table__, values, unique=("integration_id", "delivery_id"))
 
 A unit of work commits when the block ends and rolls back if it raises.  Tenant sessions
 see and write only their organization's rows (ORM filter on every database, row-level
@@ -15,6 +16,10 @@ PostgreSQL the two connect as different roles: tenant sessions as the applicatio
 each transaction bound to its organization by a signed token (:mod:`models.rls`), and
 system sessions as the system role (``PLUGS_SYSTEM_DATABASE_URL``), through which the
 process also reads the key that signs the tokens.
+
+:meth:`Database.insert_one` is the lean unit of work for a one-row write on a hot path (the
+webhook receiver): no ORM session, and on PostgreSQL one round trip, the tenant token set
+inside the INSERT itself.
 """
 
 from __future__ import annotations
@@ -23,17 +28,33 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from select import POLLIN, poll
 from typing import Any
 
 import psycopg
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import (
+    Dialect,
+    Engine,
+    String,
+    Table,
+    bindparam,
+    column,
+    create_engine,
+    event,
+    select,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql.dml import Insert
 
 from core.errors import TenancyError
 from core.settings import DatabaseLimits, DatabaseProfile
@@ -47,6 +68,8 @@ log = logging.getLogger(__name__)
 ROW_LOCK: dict[str, Any] = {"key_share": True}
 #: Seconds after which the tenant key (and the database clock) is read again.
 TENANT_KEY_REFRESH = 600.0
+#: The bound parameter of :meth:`Database.insert_one` that carries the tenant token.
+TOKEN_PARAM = "plugs_tenant_token"
 
 
 class PlugsSession(Session):
@@ -59,11 +82,11 @@ audit_trail.install(PlugsSession)
 
 
 def engine_options(url: URL) -> dict[str, Any]:
-    """Pool settings per database: pre-ping and a full reset on return for PostgreSQL."""
+    """Pool settings per database.  On PostgreSQL the pool tests a connection on checkout
+    without a round trip and resets it on return (:func:`_configure_postgresql`)."""
     if url.get_backend_name() == "sqlite":
         return {"connect_args": {"timeout": 30}}
     return {
-        "pool_pre_ping": True,
         "pool_size": 5,
         "max_overflow": 10,
         "pool_reset_on_return": None,
@@ -90,11 +113,23 @@ def _configure_postgresql(engine: Engine, answer_timeout: float) -> None:
         connection.answer_timeout = answer_timeout
         return connection
 
+    # Instead of a ping (a round trip on every checkout): a connection that the server or
+    # the kernel (keepalives, tcp_user_timeout) closed while it sat in the pool has
+    # something to read; the pool drops it and hands out a new one.  A path gone silent
+    # passes, as it passed a ping until the answer timeout: the statement then fails after
+    # that timeout and the connection is closed, as a lost one.
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, _record: ConnectionPoolEntry, _proxy: Any) -> None:
+        if dbapi_connection.gone():
+            raise DisconnectionError("the connection was closed while in the pool")
+
     # Nothing tenant-related may survive a connection's return to the pool.
     @event.listens_for(engine, "reset")
     def _reset(dbapi_connection: Any, record: ConnectionPoolEntry, reset_state: Any) -> None:
         dbapi_connection.rollback()
-        if not reset_state.terminate_only:
+        if not dbapi_connection.needs_reset:  # Database.insert_one: one autocommit statement
+            dbapi_connection.needs_reset = True
+        elif not reset_state.terminate_only:
             # One round trip, outside any transaction (a RESET rolled back undoes itself).
             autocommit = dbapi_connection.autocommit
             dbapi_connection.autocommit = True
@@ -112,6 +147,17 @@ class _Connection(psycopg.Connection[Any]):
     new one."""
 
     answer_timeout: float = 0.0
+    #: False after a use that left nothing on the session to reset (see the pool's reset).
+    needs_reset: bool = True
+
+    def gone(self) -> bool:
+        """True when the connection cannot serve: closed, broken, or, idle in the pool, with
+        something to read (the server's goodbye, end of file or a socket error)."""
+        if self.closed or self.pgconn.status != psycopg.pq.ConnStatus.OK:
+            return True
+        poller = poll()
+        poller.register(self.pgconn.socket, POLLIN)
+        return bool(poller.poll(0))
 
     def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
         if timeout is None and self.answer_timeout:
@@ -235,6 +281,42 @@ class Database:
         with self._unit_of_work({"system_reason": reason}, sessions) as session:
             yield session
 
+    def insert_one(
+        self,
+        organization_id: uuid.UUID | str,
+        table: Table,
+        values: Mapping[str, Any],
+        *,
+        unique: Sequence[str] = (),
+    ) -> Any:
+        """Insert one row of ``organization_id`` into ``table`` as a unit of work of its own,
+        and return its primary key; or None when ``unique`` names columns and a row with the
+        same values in them exists (``ON CONFLICT DO NOTHING``).
+
+        For a one-row write on a hot path.  No ORM session (no listeners, no audit rows):
+        ``values`` holds every column, ``organization_id`` included.  On PostgreSQL one
+        round trip: the tenant token is set inside the INSERT (a CTE the inserted row is
+        selected from, so it is set before the row policy is checked), and the statement
+        commits on its own, so the token dies with it and the pool's reset has nothing to
+        clear.  Row-level security holds as in :meth:`tenant`: the application role, the
+        same signed, transaction-local token.
+        """
+        org = _as_uuid(organization_id, "organization id")
+        if values.get("organization_id") != org:
+            raise TenancyError(f"a row for {table.name} belongs to another organization")
+        if not self.is_postgresql:
+            statement = _insert_one(table, tuple(values), tuple(unique), self.engine.dialect.name)
+            with self.engine.begin() as connection:
+                return connection.execute(statement, dict(values)).scalar()
+        compiled = _compiled_insert_one(table, tuple(values), tuple(unique), self.engine.dialect)
+        params = compiled.params(values)
+        params[TOKEN_PARAM] = self.tenant_token(org)
+        with self.engine.connect() as connection:
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+            key = connection.exec_driver_sql(compiled.sql, params).scalar()
+            connection.connection.dbapi_connection.needs_reset = False  # type: ignore[union-attr]
+        return key
+
     def tenant_token(self, organization_id: uuid.UUID) -> str:
         """The token that binds a PostgreSQL transaction starting now to ``organization_id``.
 
@@ -309,6 +391,59 @@ class Database:
         self.engine.dispose(close=close)
         if self.system_engine is not None and self.system_engine is not self.engine:
             self.system_engine.dispose(close=close)
+
+
+@lru_cache(maxsize=32)
+def _insert_one(
+    table: Table, columns: tuple[str, ...], unique: tuple[str, ...], dialect: str
+) -> Insert:
+    """The statement of :meth:`Database.insert_one`, built once per shape: on PostgreSQL
+    ``WITH tenant_binding AS (SELECT set_config(...)) INSERT ... SELECT <the values> FROM
+    tenant_binding WHERE token IS NOT NULL [ON CONFLICT DO NOTHING] RETURNING <key>``."""
+    (key,) = table.primary_key.columns
+    params = [bindparam(name, type_=table.c[name].type) for name in columns]
+    statement: Any
+    if dialect == "postgresql":
+        token = text(f"SELECT set_config('{rls.TOKEN_SETTING}', :{TOKEN_PARAM}, true) AS token")
+        binding = token.columns(column("token", String())).cte("tenant_binding")
+        row = select(*params).where(binding.c.token.is_not(None))
+        statement = postgresql.insert(table).from_select(list(columns), row, include_defaults=False)
+    else:
+        statement = sqlite.insert(table).values(dict(zip(columns, params, strict=True)))
+    if unique:
+        statement = statement.on_conflict_do_nothing(index_elements=list(unique))
+    return statement.returning(key)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class _CompiledInsert:
+    """:func:`_insert_one` compiled for the driver, and its columns' bind processors."""
+
+    sql: str
+    processors: dict[str, Callable[[Any], Any]]
+
+    def params(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            name: processor(value) if (processor := self.processors.get(name)) else value
+            for name, value in values.items()
+        }
+
+
+@lru_cache(maxsize=32)
+def _compiled_insert_one(
+    table: Table, columns: tuple[str, ...], unique: tuple[str, ...], dialect: Dialect
+) -> _CompiledInsert:
+    """The hot path runs the SQL through the driver (``exec_driver_sql``): no statement
+    cache lookup nor parameter compilation per call, which cost more than the round trip."""
+    compiled = _insert_one(table, columns, unique, dialect.name).compile(dialect=dialect)
+    if set(compiled.params) != {*columns, TOKEN_PARAM}:
+        raise ValueError(f"insert_one into {table.name}: give every column a value")
+    processors: dict[str, Callable[[Any], Any]] = {}
+    for name in columns:
+        processor = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if processor is not None:
+            processors[name] = processor
+    return _CompiledInsert(str(compiled), processors)
 
 
 def _as_uuid(value: uuid.UUID | str, what: str) -> uuid.UUID:

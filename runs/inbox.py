@@ -21,12 +21,9 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
-from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from connectors import loading
@@ -40,7 +37,7 @@ from core.errors import (
 )
 from core.redaction import REDACTED, SECRET_HEADERS, is_secret_name
 from core.settings import get_settings
-from models import outbox
+from models import host_events, outbox
 from models.base import utcnow
 from models.integrations import Integration, IntegrationLog
 from models.session import ROW_LOCK, Database, PlugsSession
@@ -92,15 +89,18 @@ def clean_url(url: str) -> str:
 
 
 def store(
-    session: PlugsSession,
+    db: Database,
     connector: Connector,
     request: WebhookRequest,
     delivery_key: str,
     event_count: int,
 ) -> Stored:
-    """Insert the delivery (its body as the connector keeps it) unless it is already there;
-    the caller commits, then answers."""
+    """Insert the delivery (its body as the connector keeps it) unless it is already there,
+    committed when this returns: the receiver answers after it.  One statement, one round
+    trip (:meth:`models.session.Database.insert_one`); a redelivery costs one more, to
+    find the row stored first."""
     integration = connector.integration
+    now = utcnow()
     values = {
         "id": uuid.uuid4(),
         "organization_id": integration.organization_id,
@@ -115,31 +115,26 @@ def store(
         "event_count": event_count,
         "status": "received",
         "attempts": 0,
-        "created_at": utcnow(),
-        "updated_at": utcnow(),
+        "created_at": now,
+        "updated_at": now,
     }
-    new_id = session.execute(_insert_once(session.get_bind().dialect.name), values).scalar()
+    table = WebhookDelivery.__table__
+    new_id = db.insert_one(integration.organization_id, table, values, unique=_UNIQUE)
     if new_id is not None:
         return Stored(integration.organization_id, new_id, True)
-    existing = session.scalar(
-        select(WebhookDelivery.id).where(
-            WebhookDelivery.integration_id == integration.id,
-            WebhookDelivery.delivery_id == values["delivery_id"],
+    with db.tenant(integration.organization_id) as session:
+        existing = session.scalar(
+            select(WebhookDelivery.id).where(
+                WebhookDelivery.integration_id == integration.id,
+                WebhookDelivery.delivery_id == values["delivery_id"],
+            )
         )
-    )
     assert existing is not None
     return Stored(integration.organization_id, existing, False)
 
 
-@lru_cache(maxsize=2)
-def _insert_once(dialect: str) -> Any:
-    """``INSERT ... ON CONFLICT (integration_id, delivery_id) DO NOTHING RETURNING id``,
-    built once per dialect (the receiver's hot path)."""
-    table = WebhookDelivery.__table__
-    statement = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-    return statement.on_conflict_do_nothing(
-        index_elements=["integration_id", "delivery_id"]
-    ).returning(table.c.id)
+#: The inbox's dedup key: a redelivery of a stored delivery inserts nothing.
+_UNIQUE = ("integration_id", "delivery_id")
 
 
 def as_request(delivery: WebhookDelivery) -> WebhookRequest:
@@ -312,6 +307,19 @@ def _give_up(db: Database, org_id: uuid.UUID, delivery_id: uuid.UUID, reason: st
         delivery.status = "failed"
         delivery.last_error = reason[:1000]
         delivery.run_id = run.id
+        host_events.emit(
+            session,
+            org_id,
+            "webhook.failed",
+            {
+                "delivery_id": str(delivery.id),
+                "integration_id": str(delivery.integration_id),
+                "provider": delivery.provider,
+                "attempts": delivery.attempts,
+                "reason": delivery.last_error,
+                "run_id": str(run.id),
+            },
+        )
     log.warning("webhook delivery %s failed: %s", delivery_id, reason)
     return Processed("failed", 0, 0, run_id=str(run.id))
 

@@ -25,10 +25,8 @@ def _store_unannounced(hooked: Hooked, db: Database, events: list[dict], key: st
     """A stored delivery no worker was told about (as if its message was lost)."""
     with db.tenant(hooked.vendor.org_id) as session:
         connector = loading.open_connector(session.get(Integration, hooked.vendor.integration_id))
-        request = WebhookRequest(
-            "POST", "http://testserver/x", {}, json.dumps(events).encode(), 0.0
-        )
-        return inbox.store(session, connector, request, key, len(events))
+    request = WebhookRequest("POST", "http://testserver/x", {}, json.dumps(events).encode(), 0.0)
+    return inbox.store(db, connector, request, key, len(events))
 
 
 @pytest.fixture

@@ -148,14 +148,15 @@ def test_the_sweeper_enqueues_only_old_unprocessed_deliveries(
     hooked: Hooked, app_db: Database
 ) -> None:
     [contact_id] = hooked.sim.add_contacts(1)
-    with app_db.tenant(hooked.vendor.org_id) as session:  # as if the enqueue was lost
-        stored = inbox.store(
-            session,
-            loading.open_connector(session.get(Integration, hooked.vendor.integration_id)),
-            WebhookRequest("POST", "http://testserver/x", {}, _body(hooked, contact_id), 0.0),
-            "lost-delivery",
-            1,
-        )
+    with app_db.tenant(hooked.vendor.org_id) as session:
+        connector = loading.open_connector(session.get(Integration, hooked.vendor.integration_id))
+    stored = inbox.store(  # as if the enqueue was lost
+        app_db,
+        connector,
+        WebhookRequest("POST", "http://testserver/x", {}, _body(hooked, contact_id), 0.0),
+        "lost-delivery",
+        1,
+    )
     assert inbox.sweep(app_db, after=timedelta(days=36500)) == 0
 
     assert inbox.sweep(app_db, after=timedelta(seconds=-1)) >= 1

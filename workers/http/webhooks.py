@@ -22,17 +22,22 @@ Order of work for every request (docs/architecture.md#the-life-of-a-webhook-deli
    a lost message is re-enqueued by the inbox sweeper: the stored row is the record, the
    broker only a transport).
 
-Nothing here calls a vendor.  The database work runs in the thread pool.
+Nothing here calls a vendor.  Steps 4 to 7 run in the thread pool, at most as many at once
+as the process has pooled database connections (``PLUGS_DATABASE_POOL_SIZE``): more threads
+would only wait there for a connection, or open one that is closed again when returned.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
+import weakref
 from dataclasses import dataclass
 from threading import Lock
 
+import anyio
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
@@ -71,6 +76,19 @@ class _Known:
 
 _cache: dict[tuple[str, str], _Known] = {}
 _cache_lock = Lock()
+#: Per event loop (tests run several): the threads that may do steps 4 to 7 at once.
+_store_threads: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _store_limiter() -> anyio.CapacityLimiter:
+    loop = asyncio.get_running_loop()
+    limiter = _store_threads.get(loop)
+    if limiter is None:
+        limiter = anyio.CapacityLimiter(get_settings().database_pool_size)
+        _store_threads[loop] = limiter
+    return limiter
 
 
 def _fresh(provider: str, integration_id: str) -> _Known | None:
@@ -191,8 +209,7 @@ def _receive(connector: Connector, request: WebhookRequest) -> tuple[Response, i
         reason = f"malformed delivery: {type(exc).__name__}"
         raise _Refused(400, reason, "malformed") from None
     try:
-        with get_database().tenant(connector.integration.organization_id) as session:
-            stored = inbox.store(session, connector, request, key, len(events))
+        stored = inbox.store(get_database(), connector, request, key, len(events))
     except SQLAlchemyError as exc:
         log.error("webhook inbox unavailable: %s", _reason(exc))
         raise _Refused(503, "inbox unavailable, retry later", "inbox_unavailable") from None
@@ -224,7 +241,9 @@ async def receive(request: Request) -> Response:
         _refuse_repeated(connector, request)
         body = await _read_body(request, min(limit, connector.webhook_max_bytes))
         vendor_request = _webhook_request(request, body, received_at)
-        response, stored = await run_in_threadpool(_receive, connector, vendor_request)
+        response, stored = await anyio.to_thread.run_sync(
+            _receive, connector, vendor_request, limiter=_store_limiter()
+        )
     except _Refused as refused:
         WEBHOOK_DELIVERIES.labels(label, "rejected", refused.metric).inc()
         return JSONResponse({"error": refused.reason}, refused.status)
