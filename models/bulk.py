@@ -20,13 +20,18 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
+import orjson
 from sqlalchemy import ColumnDefault, Table, insert, text
 from sqlalchemy.orm import Session
+
+#: Types JSON holds as they are, looked up by exact type first (the common case, and
+#: several times cheaper than ``isinstance`` against a union).
+_PLAIN = frozenset({str, bool, int, float, type(None)})
 
 
 def jsonable(value: Any) -> Any:
     """``value`` as something JSON can hold (uuids, times and decimals as strings)."""
-    if value is None or isinstance(value, str | bool | int | float):
+    if type(value) in _PLAIN or isinstance(value, str | bool | int | float):
         return value
     if isinstance(value, uuid.UUID | Decimal):
         return str(value)
@@ -104,11 +109,12 @@ def _insert_sql(table: Table, rows: list[dict[str, Any]], parameter: str = "rows
 
 def rows_json(rows: list[dict[str, Any]]) -> str:
     """``rows`` as one JSON array for ``jsonb_populate_recordset``: uuids, times and decimals
-    as strings.  The encoder's ``default`` hook only sees those values, which is several
-    times faster than converting every value beforehand."""
+    as strings.  orjson writes uuids and times itself (its ``default`` hook sees only the
+    rest), several times faster than the standard library's encoder; keys that are not
+    plain ``str`` (SQLAlchemy's column names are a subclass) are written as text."""
     try:
-        return json.dumps(rows, default=_scalar)
-    except TypeError:  # e.g. a dict with non-string keys somewhere in a JSON column
+        return orjson.dumps(rows, default=_scalar, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # an int beyond 64 bits
         return json.dumps(jsonable(rows))
 
 

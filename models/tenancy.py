@@ -10,7 +10,8 @@
   checked to belong to it; ``created_by``/``updated_by`` are filled from the acting user.
 * On PostgreSQL each transaction of a tenant session starts by setting the token that
   binds it to its organization (transaction-local, signed; :mod:`models.rls`), which the
-  row-level security policy checks; that layer holds for raw SQL too.  System sessions
+  row-level security policy checks; that layer holds for raw SQL too.  A savepoint
+  inside it is bound already and sets nothing again.  System sessions
   connect as the system role and set nothing.
 
 A session with neither an organization nor a system reason cannot touch tenant data.
@@ -113,9 +114,11 @@ def _owner(obj: object) -> uuid.UUID | None:
     return None
 
 
-def _set_database_context(session: Session, _transaction: Any, connection: Any) -> None:
+def _set_database_context(session: Session, transaction: Any, connection: Any) -> None:
     org = organization_of(session)
     if org is None or connection.dialect.name != "postgresql":
+        return
+    if transaction.nested:  # a savepoint: its transaction was bound when it began
         return
     token = session.info["database"].tenant_token(org)
     connection.execute(

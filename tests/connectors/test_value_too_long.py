@@ -49,3 +49,24 @@ def test_a_job_title_longer_than_its_column_is_stored_cut_with_a_warning(
             0,
         )
         assert vendor.audit_rows("contacts") == 150  # the second run wrote nothing
+
+
+def test_a_value_the_database_refuses_costs_only_its_record_in_a_batch_of_pages(
+    app_db: Database,
+) -> None:
+    """Pages are written several at once; a value PostgreSQL refuses (a NUL character in
+    text) fails that one record with the database's reason, and the other pages and
+    records of the batch are stored."""
+    with hubspot(app_db) as vendor:
+        ids = vendor.sim.add_contacts(350)  # four pages: one batch
+        vendor.sim.update_contact(ids[170], firstname="Nul\x00Byte")
+        run = vendor.sync(streams=["contacts"], full_refresh=True)
+
+        assert (run.records_processed, run.records_failed) == (349, 1)
+        [failure] = run.error_details["failures"]
+        assert failure["record_id"] == ids[170] and "Unicode" in failure["reason"]
+        assert vendor.audit_rows("contacts") == 349
+
+        again = vendor.sync(streams=["contacts"], full_refresh=True)
+        assert (again.records_processed, again.records_failed) == (349, 1)
+        assert vendor.audit_rows("contacts") == 349  # the second run wrote nothing new
