@@ -1,4 +1,4 @@
-"""Integration credentials: encrypted at rest, bound to their row, rotatable, decrypted only
+"""Integration credentials (and other sealed secrets): encrypted at rest, bound to their row, rotatable, decrypted only
 at the point of use.
 
 ``integrations.credentials`` holds only::
@@ -15,6 +15,11 @@ once into ``<data_dir>/secret_keys`` (the embedded default); PostgreSQL requires
 
 Decrypted fields come back as :class:`Credentials`, whose values are pydantic secrets that
 print as ``**********``; call ``get_secret_value()`` where the vendor call is made.
+
+Other secrets of a row are sealed the same way: a :class:`SealedColumn` names the column
+(integration credentials, an event endpoint's signing secret) and seals or opens it, bound
+to the row's organization and id; :func:`rotate_all` re-encrypts every column of
+:data:`SEALED_COLUMNS`.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -40,6 +45,7 @@ from sqlalchemy.orm import Session
 from core.errors import NotFoundError, PlatformConfigError
 from core.settings import Settings, get_settings
 from models import tenancy
+from models.host_events import EventEndpoint
 from models.integrations import Integration
 from models.session import Database
 
@@ -209,26 +215,7 @@ def encrypt_credentials(
 def decrypt_credentials(integration: Integration, *, keys: KeyRing | None = None) -> Credentials:
     """The integration's credential fields; raises :class:`CredentialsError` if there are
     none, the key is not in the ring, or the ciphertext belongs to another row."""
-    name = f"integration {integration.id}"
-    if not integration.credentials:
-        raise CredentialsError(f"{name} has no credentials stored")
-    kid, nonce, sealed = _parse_stored(integration.credentials, name)
-    key = (keys or key_ring()).key(kid)
-    if key is None:
-        raise CredentialsError(
-            f"{name}: credentials are encrypted with key {kid!r}, which PLUGS_SECRET_KEYS does "
-            "not hold (keep old keys at its end until `plugs keys rotate` has run)"
-        )
-    try:
-        plaintext = AESGCM(key).decrypt(
-            nonce, sealed, _bound(integration.organization_id, integration.id)
-        )
-    except InvalidTag:
-        raise CredentialsError(
-            f"{name}: credentials do not decrypt with key {kid!r} for this organization and "
-            "integration (copied from another row, or altered)"
-        ) from None
-    return Credentials(json.loads(plaintext))
+    return CREDENTIALS.open(integration, keys=keys)
 
 
 def store_credentials(
@@ -245,9 +232,7 @@ def store_credentials(
         raise CredentialsError("store credentials in a tenant session (no organization here)")
     if integration.id is None:
         integration.id = uuid.uuid4()
-    integration.credentials = encrypt_credentials(
-        integration.organization_id, integration.id, fields, keys=keys
-    )
+    CREDENTIALS.seal(integration, fields, keys=keys)
     session.add(integration)
 
 
@@ -311,6 +296,76 @@ def _as_time(value: Any) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+# --- sealed columns ----------------------------------------------------------------------
+
+
+class Sealable(Protocol):
+    """A row whose secrets are bound to it: its organization and id."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+    @property
+    def organization_id(self) -> uuid.UUID: ...
+
+
+Row = TypeVar("Row", bound=Sealable)
+
+
+@dataclass(frozen=True)
+class SealedColumn(Generic[Row]):
+    """A JSON column of ``model`` holding its row's secret fields sealed (the format above),
+    bound to the row's organization and id."""
+
+    model: type[Row]
+    attribute: str
+    #: How messages name a row: ``"<label> <id>"``.
+    label: str
+
+    def stored(self, row: Row) -> Any:
+        return getattr(row, self.attribute)
+
+    def seal(self, row: Row, fields: Mapping[str, Any], *, keys: KeyRing | None = None) -> None:
+        """Encrypt ``fields`` into the row's column under the newest key (the row needs its
+        organization and id)."""
+        if row.organization_id is None or row.id is None:
+            raise CredentialsError(f"a {self.label} needs its organization and id to be sealed")
+        sealed = encrypt_credentials(row.organization_id, row.id, fields, keys=keys)
+        setattr(row, self.attribute, sealed)
+
+    def open(self, row: Row, *, keys: KeyRing | None = None) -> Credentials:
+        """The row's fields; raises :class:`CredentialsError` if there are none, the key is
+        not in the ring, or the ciphertext belongs to another row."""
+        row_id = row.id
+        name = f"{self.label} {row_id}"
+        stored = self.stored(row)
+        if not stored:
+            raise CredentialsError(f"{name} has no credentials stored")
+        kid, nonce, sealed = _parse_stored(stored, name)
+        key = (keys or key_ring()).key(kid)
+        if key is None:
+            raise CredentialsError(
+                f"{name}: credentials are encrypted with key {kid!r}, which PLUGS_SECRET_KEYS "
+                "does not hold (keep old keys at its end until `plugs keys rotate` has run)"
+            )
+        try:
+            plaintext = AESGCM(key).decrypt(nonce, sealed, _bound(row.organization_id, row_id))
+        except InvalidTag:
+            raise CredentialsError(
+                f"{name}: credentials do not decrypt with key {kid!r} for this organization "
+                f"and {self.label} (copied from another row, or altered)"
+            ) from None
+        return Credentials(json.loads(plaintext))
+
+
+#: Integrations' vendor credentials.
+CREDENTIALS = SealedColumn(Integration, "credentials", "integration")
+#: Event endpoints' signing secrets (one field, ``secret``).
+ENDPOINT_SECRETS = SealedColumn(EventEndpoint, "secret", "event endpoint")
+#: Every sealed column: what `plugs keys rotate` re-encrypts.
+SEALED_COLUMNS: tuple[SealedColumn[Any], ...] = (CREDENTIALS, ENDPOINT_SECRETS)
+
+
 # --- rotation and refresh ----------------------------------------------------------------
 
 
@@ -325,10 +380,15 @@ class RotationReport:
 
 
 def rotate_all(
-    db: Database, *, batch_size: int = 500, keys: KeyRing | None = None
+    db: Database,
+    *,
+    batch_size: int = 500,
+    keys: KeyRing | None = None,
+    columns: tuple[SealedColumn[Any], ...] = SEALED_COLUMNS,
 ) -> RotationReport:
-    """Re-encrypt, under the newest key, every integration's credentials (every organization,
-    soft-deleted rows too) that another key encrypted.  Rows without credentials are skipped.
+    """Re-encrypt, under the newest key, every sealed secret (every column of ``columns``,
+    every organization, soft-deleted rows too) that another key encrypted.  Rows with
+    nothing stored are skipped.
 
     Idempotent and safe while workers run: ids are found in a system session, then each batch
     is rewritten per organization in a tenant session that locks its rows first, so a token
@@ -336,17 +396,18 @@ def rotate_all(
     """
     ring = keys or key_ring()
     report = RotationReport()
-    after: uuid.UUID | None = None
-    while batch := _next_batch(db, after, batch_size):
-        after = batch[-1][1]
-        stale: dict[uuid.UUID, list[uuid.UUID]] = {}
-        for org_id, integration_id, stored in batch:
-            if stored and _kid_of(stored) == ring.newest[0]:
-                report.already_current += 1
-            elif stored:
-                stale.setdefault(org_id, []).append(integration_id)
-        for org_id, ids in stale.items():
-            _rotate_rows(db, org_id, ids, ring, report)
+    for column in columns:
+        after: uuid.UUID | None = None
+        while batch := _next_batch(db, column, after, batch_size):
+            after = batch[-1][1]
+            stale: dict[uuid.UUID, list[uuid.UUID]] = {}
+            for org_id, row_id, stored in batch:
+                if stored and _kid_of(stored) == ring.newest[0]:
+                    report.already_current += 1
+                elif stored:
+                    stale.setdefault(org_id, []).append(row_id)
+            for org_id, ids in stale.items():
+                _rotate_rows(db, column, org_id, ids, ring, report)
     return report
 
 
@@ -354,45 +415,59 @@ def _kid_of(stored: Any) -> Any:
     return stored.get("kid") if isinstance(stored, dict) else None
 
 
-def _next_batch(db: Database, after: uuid.UUID | None, size: int) -> list[Any]:
-    query = select(Integration.organization_id, Integration.id, Integration.credentials)
+def _next_batch(
+    db: Database, column: SealedColumn[Any], after: uuid.UUID | None, size: int
+) -> list[Any]:
+    model: Any = column.model
+    query = select(model.organization_id, model.id, getattr(model, column.attribute))
     if after is not None:
-        query = query.where(Integration.id > after)
-    query = query.order_by(Integration.id).limit(size).execution_options(include_deleted=True)
+        query = query.where(model.id > after)
+    query = query.order_by(model.id).limit(size).execution_options(include_deleted=True)
     with db.system("keys rotate") as session:
         return list(session.execute(query))
 
 
 def _rotate_rows(
-    db: Database, org_id: uuid.UUID, ids: list[uuid.UUID], ring: KeyRing, report: RotationReport
+    db: Database,
+    column: SealedColumn[Any],
+    org_id: uuid.UUID,
+    ids: list[uuid.UUID],
+    ring: KeyRing,
+    report: RotationReport,
 ) -> None:
     with db.tenant(org_id) as session:
-        for integration in _locked(session, ids, include_deleted=True):
-            if not integration.credentials:
+        for row in _locked(session, ids, include_deleted=True, model=column.model):
+            stored = column.stored(row)
+            if not stored:
                 continue
-            if _kid_of(integration.credentials) == ring.newest[0]:
+            if _kid_of(stored) == ring.newest[0]:
                 report.already_current += 1
                 continue
             try:
-                fields = decrypt_credentials(integration, keys=ring)
+                fields = column.open(row, keys=ring)
             except CredentialsError as error:
                 report.failed += 1
                 report.failures.append(str(error))
                 continue
-            store_credentials(session, integration, fields, keys=ring)
+            column.seal(row, fields, keys=ring)
             report.rotated += 1
 
 
 def _locked(
-    session: Session, ids: list[uuid.UUID], *, include_deleted: bool = False
-) -> list[Integration]:
-    """The session organization's integrations ``ids``, locked until the unit of work ends:
-    FOR UPDATE on PostgreSQL; on SQLite a no-op write first takes the database write lock."""
+    session: Session,
+    ids: list[uuid.UUID],
+    *,
+    include_deleted: bool = False,
+    model: type[Any] = Integration,
+) -> list[Any]:
+    """The session organization's rows ``ids`` of ``model``, locked until the unit of work
+    ends: FOR UPDATE on PostgreSQL; on SQLite a no-op write first takes the database write
+    lock."""
     if session.get_bind().dialect.name == "sqlite":
-        touch = update(Integration).where(Integration.id.in_(ids))
-        touch = touch.values(updated_at=Integration.updated_at)
+        touch = update(model).where(model.id.in_(ids))
+        touch = touch.values(updated_at=model.updated_at)
         session.execute(touch.execution_options(synchronize_session=False))
-    query = select(Integration).where(Integration.id.in_(ids)).order_by(Integration.id)
+    query = select(model).where(model.id.in_(ids)).order_by(model.id)
     query = query.with_for_update().execution_options(include_deleted=include_deleted)
     return list(session.scalars(query))
 

@@ -87,6 +87,33 @@ def add_integration(
     return integration
 
 
+class CredentialsRefused(PlugsError):
+    """The check call made before keeping a new integration failed: nothing was kept."""
+
+
+def add_checked_integration(
+    db: Database,
+    org_id: uuid.UUID,
+    provider: str,
+    credentials: Mapping[str, Any],
+    settings: Mapping[str, Any] | None = None,
+    *,
+    name: str | None = None,
+    verify: bool = True,
+) -> Integration:
+    """:func:`add_integration`, then (``verify``) one authenticated call to the vendor
+    (:func:`check_integration`): if it fails the integration is removed again and
+    :class:`CredentialsRefused` says why."""
+    created = add_integration(db, org_id, provider, credentials, settings, name=name)
+    if verify:
+        check = check_integration(db, created.id)
+        if not check.ok:
+            remove_integration(db, created.id)
+            raise CredentialsRefused(f"not added: {check.message}")
+        created = get_integration(db, created.id)
+    return created
+
+
 def after_configured(db: Database, integration_id: uuid.UUID) -> list[str]:
     """Let the connector set up at the vendor what its new configuration needs
     (:meth:`~connectors.base.Connector.after_configured`): one line per problem, logged;

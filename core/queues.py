@@ -14,5 +14,6 @@ ROUTES = {
     "sync.*": "syncs",
     "webhooks.*": "webhooks",
     "notifications.*": "notifications",
+    "events.*": "notifications",  # events to the host product: outgoing messages too
     "scheduler.*": "default",
 }

@@ -303,6 +303,11 @@ class Settings(BaseSettings):
         default=None,
         description="Key that signs the per-user tokens of the in-app notification feed.",
     )
+    console_secret: SecretStr | None = Field(
+        default=None,
+        description="Key that signs the web console's session cookies (32+ characters; "
+        "required outside the embedded default, where each process generates one).",
+    )
     notification_max_attempts: int = Field(default=5, ge=1, le=50)
     notification_retry_seconds: float = Field(
         default=30.0,
@@ -310,6 +315,24 @@ class Settings(BaseSettings):
         description="First wait before a failed notification delivery is tried again; doubles.",
     )
     notification_chunk_size: int = Field(default=500, ge=1, le=5000)
+    event_retry_schedule: list[float] = Field(
+        default=[5, 300, 1800, 7200, 18000, 36000, 36000],
+        description="Events to the host product: seconds to wait before each retry of a failed "
+        "delivery, as a JSON list (default 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h: about a "
+        "day); the delivery fails when the list is used up.",
+    )
+    event_disable_after_failures: int = Field(
+        default=50,
+        ge=1,
+        description="An event endpoint is disabled after this many deliveries in a row failed "
+        "every attempt (the organization's admins are told).",
+    )
+    event_disable_after_days: float = Field(
+        default=5.0,
+        gt=0,
+        description="An event endpoint is disabled when a delivery fails finally and every "
+        "attempt to it has failed for this long.",
+    )
     reminder_lead_hours: float = Field(
         default=24.0, gt=0, description="Event reminders go to attendees this long ahead."
     )

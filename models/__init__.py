@@ -3,11 +3,13 @@
 Import models from here; importing this package registers every table on ``Base.metadata``.
 """
 
+from models.api_keys import ApiKey, IdempotentResponse
 from models.audit import AnalyticsEvent, AuditLog
 from models.base import Base
 from models.contacts import Contact, ContactInteraction
 from models.events import Event, EventAgendaItem, EventAttendee
 from models.expenses import Expense
+from models.host_events import EventAttempt, EventDelivery, EventEndpoint, HostEvent
 from models.integrations import Integration, IntegrationLog
 from models.media import Media, MediaCollection, MediaCollectionItem
 from models.notification_delivery import (
@@ -31,15 +33,21 @@ from models.webhooks import WebhookDelivery, WebhookSubscription
 
 __all__ = [
     "AnalyticsEvent",
+    "ApiKey",
     "AuditLog",
     "Base",
     "Contact",
     "ContactInteraction",
     "Event",
     "EventAgendaItem",
+    "EventAttempt",
     "EventAttendee",
+    "EventDelivery",
+    "EventEndpoint",
     "Expense",
+    "IdempotentResponse",
     "ExternalId",
+    "HostEvent",
     "Integration",
     "IntegrationLog",
     "Media",

@@ -76,6 +76,8 @@ class IntegrationLog(OrgScoped, CreatedAt, Base):
             CheckConstraint("records_failed >= 0", name="records_failed"),
             Index(None, "organization_id", "integration_id", "started_at"),
             Index(None, "created_at"),
+            # The API's run listing: newest first per organization, keyset-paginated.
+            Index(None, "organization_id", "created_at", "id"),
             # Small: only the runs going now (the scheduler's "still running?" check).
             Index(
                 "ix_integration_logs_running",

@@ -60,6 +60,11 @@ def housekeeping_schedule(tick_seconds: float = TICK_SECONDS) -> dict[str, dict[
             "schedule": 15.0,
             "options": {"expires": 14},
         },
+        "sweep-event-deliveries": {
+            "task": "events.sweep",
+            "schedule": 30.0,
+            "options": {"expires": 29},
+        },
         "event-reminders": {
             "task": "notifications.event_reminders",
             "schedule": 300.0,
@@ -78,6 +83,11 @@ def housekeeping_schedule(tick_seconds: float = TICK_SECONDS) -> dict[str, dict[
         "purge-schedule-slots": {
             "task": "maintenance.purge_schedule_slots",
             "schedule": crontab(minute="27", hour="3"),
+            "options": {"expires": 3600},
+        },
+        "purge-idempotency-keys": {
+            "task": "maintenance.purge_idempotency_keys",
+            "schedule": crontab(minute="47", hour="*"),
             "options": {"expires": 3600},
         },
     }

@@ -13,7 +13,7 @@ from celery import Celery, signals
 from connectors.credentials import CredentialsError, key_ring
 from core.errors import TenancyError
 from core.settings import get_settings
-from models import outbox, rls
+from models import host_events, outbox, rls
 from models.session import get_database
 from notifications import producers
 from workers import logs
@@ -21,6 +21,7 @@ from workers.broker_check import BrokerCheck
 
 log = logging.getLogger(__name__)
 TASK_MODULES = (
+    "workers.tasks.events",
     "workers.tasks.maintenance",
     "workers.tasks.notifications",
     "workers.tasks.schedules",
@@ -46,6 +47,7 @@ app.steps["consumer"].add(BrokerCheck)
 # Committed outbox rows are published through this app; expense decisions notify.
 outbox.install(app)
 producers.install()
+host_events.install()  # integration.error to the host product's endpoints
 
 # Structured, redacted logs for the worker and beat (Celery's own records included), and
 # each task's id, name and id arguments on the records it writes: see workers.logs.

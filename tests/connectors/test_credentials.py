@@ -1,5 +1,6 @@
 """Credentials are ciphertext at rest, bound to their organization and integration, never
-printed, rotatable to a new key, and refreshed once even when two workers race."""
+printed, rotatable to a new key (event endpoints' signing secrets with them), and refreshed
+once even when two workers race."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from connectors.credentials import (
+    ENDPOINT_SECRETS,
     KEY_FILE,
     Credentials,
     CredentialsError,
@@ -37,6 +39,7 @@ from core.errors import PlatformConfigError
 from core.settings import Settings
 from models import AuditLog, Integration
 from models.audit_trail import REDACTED
+from models.host_events import EventEndpoint
 from models.session import Database
 from tests.factories import make_world
 
@@ -73,6 +76,27 @@ def _new_integration(db: Database, org_id: uuid.UUID, ring: KeyRing, deleted: bo
         if deleted:
             integration.soft_delete()
     return integration.id
+
+
+def _new_endpoint(db: Database, org_id: uuid.UUID, ring: KeyRing) -> uuid.UUID:
+    """An event endpoint whose signing secret ``ring`` sealed."""
+    with db.tenant(org_id) as session:
+        row = EventEndpoint(
+            id=uuid.uuid4(),
+            organization_id=org_id,
+            url="https://hooks.example.test/plugs",
+            event_types=["run.failed"],
+        )
+        ENDPOINT_SECRETS.seal(row, {"secret": f"whsec_{CANARY}"}, keys=ring)
+        session.add(row)
+    return row.id
+
+
+def _endpoint_secret(db: Database, org_id: uuid.UUID, endpoint_id: uuid.UUID) -> str:
+    """The endpoint's signing secret, opened with the NEW key alone."""
+    with db.tenant(org_id) as session:
+        row = session.get_one(EventEndpoint, endpoint_id)
+        return str(ENDPOINT_SECRETS.open(row, keys=NEW_RING)["secret"].get_secret_value())
 
 
 # --- encryption ----------------------------------------------------------------------------
@@ -236,13 +260,16 @@ def test_rotation_on_postgresql_covers_every_organization_and_deleted_rows(
 ) -> None:
     worlds = [make_world(pg_db, "A"), make_world(pg_db, "B")]
     rows = [(w.org_id, _new_integration(pg_db, w.org_id, OLD_RING, True)) for w in worlds]
-    assert rotate_all(pg_db, keys=BOTH).rotated >= 2
+    endpoints = [(w.org_id, _new_endpoint(pg_db, w.org_id, OLD_RING)) for w in worlds]
+    assert rotate_all(pg_db, keys=BOTH).rotated >= 4
     assert rotate_all(pg_db, keys=BOTH).rotated == 0
     for org_id, integration_id in rows:  # the old key is gone and every row still decrypts
         row = _integration(pg_db, org_id, integration_id)
         assert decrypt_credentials(row, keys=NEW_RING)["private_app_token"].get_secret_value() == (
             CANARY
         )
+    for org_id, endpoint_id in endpoints:  # the same secret, now under the new key
+        assert _endpoint_secret(pg_db, org_id, endpoint_id) == f"whsec_{CANARY}"
 
 
 def test_rows_that_do_not_decrypt_are_counted_not_fatal(sqlite_db: Database) -> None:
@@ -269,14 +296,17 @@ def test_plugs_keys_rotate_rewrites_rows_and_is_idempotent(
 ) -> None:
     world = make_world(sqlite_db)
     integration_id = _new_integration(sqlite_db, world.org_id, OLD_RING)
+    endpoint_id = _new_endpoint(sqlite_db, world.org_id, OLD_RING)
     env = {"PLUGS_DATABASE_URL": sqlite_url, "PLUGS_SECRET_KEYS": f"{NEW},{OLD}"}
     first = plugs("keys", "rotate", env=env)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.strip() == "rotated 1, already current 0, failed 0"
+    assert first.stdout.strip() == "rotated 2, already current 0, failed 0"
     again = plugs("keys", "rotate", env=env)
-    assert again.stdout.strip() == "rotated 0, already current 1, failed 0"
+    assert again.stdout.strip() == "rotated 0, already current 2, failed 0"
     row = _integration(sqlite_db, world.org_id, integration_id)
     assert decrypt_credentials(row, keys=NEW_RING)["private_app_token"].get_secret_value() == CANARY
+    # the old key may go: the endpoint still signs with the secret its receiver knows
+    assert _endpoint_secret(sqlite_db, world.org_id, endpoint_id) == f"whsec_{CANARY}"
 
 
 def test_plugs_keys_rotate_exits_non_zero_when_a_row_fails(

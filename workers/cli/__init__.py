@@ -66,8 +66,10 @@ def cli(verbose: bool) -> None:
 def _register() -> None:
     from workers.cli import (
         accounts,
+        api_keys,
         db,
         demo,
+        events,
         flower,
         integrations,
         keys,
@@ -89,7 +91,9 @@ def _register() -> None:
         processes,
         demo,
         keys,
+        api_keys,
         webhooks,
+        events,
         notify,
         status,
         flower,

@@ -88,14 +88,12 @@ def add(
         timing = Timing.parse(every=every, cron=cron, timezone=timezone)
     credentials = _credentials(token, credentials_json)
     db = get_database()
-    created = integrations.add_integration(
-        db, org_id, provider, credentials, dict(settings), name=name
-    )
-    if not no_verify:
-        check = integrations.check_integration(db, created.id)
-        if not check.ok:
-            integrations.remove_integration(db, created.id)
-            raise PlugsError(f"not added: {check.message} (--no-verify adds it unchecked)")
+    try:
+        created = integrations.add_checked_integration(
+            db, org_id, provider, credentials, dict(settings), name=name, verify=not no_verify
+        )
+    except integrations.CredentialsRefused as exc:
+        raise PlugsError(f"{exc} (--no-verify adds it unchecked)") from None
     if timing is not None:
         set_schedule(db, created.id, timing)
     click.echo(created.id)

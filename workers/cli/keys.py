@@ -1,4 +1,5 @@
-"""`plugs keys`: the keys that encrypt integration credentials (PLUGS_SECRET_KEYS)."""
+"""`plugs keys`: the keys that encrypt integration credentials and event endpoints'
+signing secrets (PLUGS_SECRET_KEYS)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ def generate() -> None:
 @click.option("--batch-size", default=500, show_default=True, type=click.IntRange(min=1))
 @click.pass_context
 def rotate(ctx: click.Context, batch_size: int) -> None:
-    """Re-encrypt every integration's credentials with the newest key.
+    """Re-encrypt every integration's credentials and every event endpoint's signing
+    secret with the newest key.
 
     Idempotent and safe while workers run.  Rows that do not decrypt are listed on stderr
     and make the exit status 1.

@@ -19,9 +19,9 @@ from connectors import integrations
 from core.errors import PlugsError
 from models.integrations import IntegrationLog
 from models.session import get_database
-from runs import sync
+from runs import history, sync
 from runs.lifecycle import cancel_run
-from runs.progress import RunProgress, run_progress, running_counts
+from runs.progress import RunProgress, run_progress
 from workers.cli.params import UUID
 
 #: A plain progress line this often (s) when the output is not a terminal.
@@ -239,16 +239,17 @@ def logs(integration_id: uuid.UUID, last: int, as_json: bool) -> None:
     """Show an integration's runs, newest first, with the failed records' reasons; a
     running run shows its counts so far."""
     db = get_database()
-    runs = integrations.recent_runs(db, integration_id, last)
-    running = [r.id for r in runs if r.status == "running"]
-    if running:
-        org_id = integrations.organization_of(db, integration_id)
-        with db.tenant(org_id) as session:
-            counts = running_counts(session, running)
-        for r in runs:
-            if r.id in counts:
-                r.records_processed = sum(done for done, _ in counts[r.id].values())
-                r.records_failed = sum(failed for _, failed in counts[r.id].values())
+    org_id = integrations.organization_of(db, integration_id)
+    runs: list[IntegrationLog] = []
+    cursor: str | None = None
+    while len(runs) < last:  # a page at a time: --last may exceed a page
+        page = history.list_runs(
+            db, org_id, integration_id=integration_id, limit=last - len(runs), cursor=cursor
+        )
+        runs += page.items
+        cursor = page.next_cursor
+        if cursor is None:
+            break
     for r in runs:
         if as_json:
             click.echo(json.dumps(_run_json(r), default=str))
@@ -268,7 +269,7 @@ def run_line(run: IntegrationLog) -> str:
 
 
 def _failure_lines(run: IntegrationLog) -> list[str]:
-    failures = (run.error_details or {}).get("failures") or []
+    failures = history.failed_records(run)
     lines = [
         f"{f.get('stream', '?')} {f.get('record_id', '?')}: {f.get('reason', '')}"
         for f in failures[:LISTED_FAILURES]

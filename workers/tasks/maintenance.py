@@ -6,6 +6,7 @@ import socket
 from typing import Any
 
 from core.settings import get_settings
+from models.api_keys import purge_idempotency_keys as purge_stored_answers
 from models.session import get_database
 from runs import token_refresh
 from scheduler import maintenance as housekeeping
@@ -31,6 +32,12 @@ def purge_schedule_slots(retention_days: int | None = None) -> dict[str, int]:
     """Delete schedule slot records older than the integration_logs retention period."""
     days = retention_days or get_settings().integration_log_retention_days
     return {"deleted": schedules.purge_slots(get_database(), days)}
+
+
+@app.task(base=PlugsTask, name="maintenance.purge_idempotency_keys")
+def purge_idempotency_keys() -> dict[str, int]:
+    """Delete the API's stored answers to Idempotency-Keys past their 24 hours."""
+    return {"deleted": purge_stored_answers(get_database())}
 
 
 @app.task(base=PlugsTask, name="maintenance.refresh_idle_tokens")
