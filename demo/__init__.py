@@ -10,6 +10,7 @@ users and events) and :mod:`demo.vendors` (the simulators and their webhooks).
 from demo.fill import (
     DemoReport,
     VendorRun,
+    console_key,
     fill_demo,
     prepare_environment,
     wait_for_run,
@@ -19,6 +20,7 @@ from demo.fill import (
 __all__ = [
     "DemoReport",
     "VendorRun",
+    "console_key",
     "fill_demo",
     "prepare_environment",
     "wait_for_run",

@@ -30,6 +30,8 @@ from core.settings import get_settings
 from demo import teams_subscription
 from demo.people import DEMO_USERS, DemoPeople, ensure_people
 from demo.vendors import DemoVendor, HubSpot, Mailchimp, Target, Teams, Zoom
+from models.api_keys import create_api_key
+from models.base import utcnow
 from models.events import Event
 from models.integrations import Integration, IntegrationLog
 from models.session import Database, get_database
@@ -97,6 +99,15 @@ def prepare_environment() -> None:
     if get_settings().feed_secret is None:
         os.environ["PLUGS_FEED_SECRET"] = _stored_feed_secret(get_settings().data_dir)
         get_settings.cache_clear()
+    if get_settings().console_secret is None:  # the console's cookies, for this demo's run
+        os.environ["PLUGS_CONSOLE_SECRET"] = secrets.token_urlsafe(32)
+        get_settings.cache_clear()
+
+
+def console_key(db: Database, org_id: uuid.UUID) -> str:
+    """A new API key of the demo organization, to sign in to the web console with (a key
+    is shown once: each demo makes its own)."""
+    return create_api_key(db, org_id, f"demo console {utcnow():%Y-%m-%d %H:%M:%S}")[1]
 
 
 def _stored_feed_secret(data_dir: Path) -> str:

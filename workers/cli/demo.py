@@ -17,7 +17,7 @@ import httpx
 
 from core.errors import PlugsError
 from core.settings import get_settings
-from demo import DemoReport, fill_demo, prepare_environment, wait_for_webhooks
+from demo import DemoReport, console_key, fill_demo, prepare_environment, wait_for_webhooks
 from models import migrate
 from models.session import get_database, make_engine
 from workers.cli.children import Child, children, start, stop_all
@@ -151,6 +151,7 @@ def _print_next_steps(report: DemoReport, http_port: int | None = None) -> None:
     from notifications import feed_tokens
 
     token = feed_tokens.issue(report.org_id, report.people.admin_id, ttl=86_400)
+    kept_running = http_port is not None
     click.echo(f"Data is under {get_settings().data_dir.resolve()}. Where to look:")
     click.echo("  `plugs logs INTEGRATION_ID` for runs, `plugs schedules list` for schedules")
     if http_port is None:
@@ -162,6 +163,11 @@ def _print_next_steps(report: DemoReport, http_port: int | None = None) -> None:
     else:
         click.echo("  Flower at http://127.0.0.1:5555 (unless --no-flower); Ctrl-C stops it all")
     click.echo(f"  the admin's feed (for a day): http://127.0.0.1:{http_port}/feed/?token={token}")
+    key = console_key(get_database(), report.org_id)
+    click.echo(
+        f"  the console{'' if kept_running else ' (with `plugs up --demo`)'}: "
+        f"http://127.0.0.1:{http_port}/console/, sign in with the API key {key}"
+    )
 
 
 COMMANDS = [demo]

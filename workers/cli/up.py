@@ -73,6 +73,7 @@ def up(
     found = children(settings, http_port, None if no_flower else flower_port)
     log_dir = settings.data_dir.resolve() / "logs"
     click.echo(f"  HTTP app: http://127.0.0.1:{http_port} (/healthz, /readyz, /metrics, /feed)")
+    click.echo(f"  Console:  http://127.0.0.1:{http_port}/console/ (an organization's API key)")
     if not no_flower:
         local = " (no password: this machine only)" if open_flower else ""
         click.echo(f"  Flower:   http://127.0.0.1:{flower_port}{local}")
