@@ -23,7 +23,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,7 +32,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.environment import scratch_database, scratch_redis  # noqa: E402
+from bench.environment import free_port, http_server, scratch_database, scratch_redis  # noqa: E402
 
 #: Seeds the organization, its integration, ``runs`` finished runs and a key; prints the
 #: integration's id and the key (in a process of its own, with the benchmark's settings).
@@ -80,35 +79,12 @@ wrk.headers["Authorization"] = "Bearer %s"
 """
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def _server(env: dict[str, str], port: int, log: Path, workers: int) -> Iterator[str]:
     command = [sys.executable, "-m", "workers.cli", "webhooks", "--port", str(port)]
     command += ["--workers", str(workers)]
-    with log.open("wb") as output:
-        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=output, stderr=output)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(base + "/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}") from None
-                time.sleep(0.1)
+    with http_server(command, env, port, log, "/healthz") as (base, _pid):
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -181,7 +157,7 @@ def main() -> None:
         lua = folder / "post.lua"
         lua.write_text(POST_LUA % (integration_id, secret))
         auth = ["-H", f"Authorization: Bearer {secret}"]
-        port = _free_port()
+        port = free_port()
         targets = {
             "healthz": ("/healthz", []),
             "list": ("/api/v1/runs?limit=50", auth),

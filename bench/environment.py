@@ -7,10 +7,18 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
 
 from connectors.testing import services
+
+ROOT = Path(__file__).resolve().parent.parent
 
 PG_URL = os.environ.get("PLUGS_TEST_DATABASE_URL", services.DEFAULT_PG_URL)
 REDIS_URL = os.environ.get("PLUGS_TEST_REDIS_URL", services.DEFAULT_REDIS_URL)
@@ -42,3 +50,35 @@ def scratch_redis() -> Iterator[str]:
         yield url
     finally:
         release()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def http_server(
+    command: list[str], env: dict[str, str], port: int, log: Path, ready_path: str = "/"
+) -> Iterator[tuple[str, int]]:
+    """Start ``command`` (an HTTP server on ``port``, output to ``log``), wait up to 60 s
+    until ``ready_path`` answers, and yield its base URL and process id; terminated after."""
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=output, stderr=output)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(base + ready_path, timeout=1)
+                break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}") from None
+                time.sleep(0.1)
+        yield base, process.pid
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

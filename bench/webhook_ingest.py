@@ -29,13 +29,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.environment import scratch_database, scratch_redis  # noqa: E402
+from bench.environment import free_port, http_server, scratch_database, scratch_redis  # noqa: E402
 from simulators.hubspot.webhooks import delivery  # noqa: E402
 
 SECRET = "bench-client-secret"
@@ -71,14 +70,6 @@ async def app(scope, receive, send):
 """
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _cpu_seconds(root: int) -> float:
     """CPU time (user + system) of process ``root`` and its descendants, from /proc."""
     parents: dict[int, int] = {}
@@ -103,24 +94,9 @@ def _cpu_seconds(root: int) -> float:
 
 @contextmanager
 def _server(command: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[str]:
-    with log.open("wb") as output:
-        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=output, stderr=output)
-    _pids[port] = process.pid
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(base + "/", timeout=1)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}") from None
-                time.sleep(0.1)
+    with http_server(command, env, port, log) as (base, pid):
+        _pids[port] = pid
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def _prepare(file: Path, base: str, integration_id: str, first: int, count: int) -> None:
@@ -248,7 +224,7 @@ def main() -> None:
         summaries: dict[int, dict[str, dict[str, float]]] = {}
         acknowledged, next_id, errors = 0, 0, {"limit": 0, "ours": 0}
         for workers in worker_counts:
-            ours_port, bare_port = _free_port(), _free_port()
+            ours_port, bare_port = free_port(), free_port()
             ours_cmd = [
                 sys.executable, "-m", "workers.cli", "webhooks", "--port", str(ours_port),
                 "--workers", str(workers),
