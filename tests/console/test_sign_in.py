@@ -96,3 +96,24 @@ def test_without_its_secret_the_console_says_so_and_the_rest_still_serves(
         answer = client.get("/console/")
         assert answer.status_code == 503 and "PLUGS_CONSOLE_SECRET" in answer.text
         assert client.get("/healthz").status_code == 200
+
+
+def test_behind_https_the_session_cookie_is_secure(
+    platform_env: dict[str, str], app_db: Database
+) -> None:
+    org = create_organization(app_db, "Behind TLS")
+    _key, secret = create_api_key(app_db, org.id, "console")
+    with settings_env(
+        PLUGS_CONSOLE_SECRET=SECRET, PLUGS_PUBLIC_BASE_URL="https://plugs.example.test"
+    ):
+        from workers.http.app import create_app
+
+        with TestClient(create_app(), base_url="https://testserver") as client:
+            page = client.get("/console/sign-in")
+            signed = client.post(
+                "/console/sign-in",
+                data={"api_key": secret, "csrf_token": _csrf(page.text)},
+                follow_redirects=False,
+            )
+    cookie = signed.headers["set-cookie"].lower()
+    assert "; secure" in cookie and "httponly" in cookie

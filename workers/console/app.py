@@ -23,6 +23,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from core.errors import ConfigError
+from core.settings import get_settings
 from workers.console import auth, live, pages
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ def create_console() -> ASGIApp:
                 max_age=SESSION_SECONDS,
                 path="/console",
                 same_site="lax",
+                # Secure when the installation is reached over https (PLUGS_PUBLIC_BASE_URL)
+                https_only=(get_settings().public_base_url or "").startswith("https://"),
             )
         ],
         exception_handlers={
