@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from connectors import loading
 from core.errors import OUR_CONFIGURATION, NotFoundError, PlugsError
+from events.runs import run_finished
 from models import outbox
 from models.base import utcnow
 from models.integrations import Integration, IntegrationLog
@@ -278,15 +279,17 @@ def finish_run(
 ) -> None:
     """End ``run`` (its status by :func:`run_status`, its counts, its completion time and
     message) and tell the organization's admins of a failed or partial run, once per
-    incident.  ``processed`` is the records_processed count where it is not ``succeeded``
-    (a webhook run counts the events it applied, failed ones included); ``message`` may be
-    a function of the status."""
+    incident; the host product's endpoints get ``run.*`` and ``records.changed`` events
+    (:mod:`events.runs`) in the same transaction.  ``processed`` is the records_processed
+    count where it is not ``succeeded`` (a webhook run counts the events it applied, failed
+    ones included); ``message`` may be a function of the status."""
     run.status = run_status(succeeded, failed, broken)
     run.records_processed = succeeded if processed is None else processed
     run.records_failed = failed
     run.completed_at = utcnow()
     run.message = message(run.status) if callable(message) else message
     producers.run_ended(session, run)
+    run_finished(session, run)
 
 
 def _failures(
