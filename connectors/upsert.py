@@ -6,10 +6,13 @@ differs from the one stored when it was last synced either way.  A re-run theref
 changes nothing, and a record we pushed ourselves does not come back as a change.
 
 New rows, their audit rows and their external ids go in as one statement (one round trip,
-no ORM objects); changed rows are updated through the ORM (the audit listener records
-their changes).  If the database refuses the page (a value outside a CHECK, say), the page
-is written again record by record under savepoints so that only the bad records fail,
-each with the database's reason.
+no ORM objects).  Changed rows too: one read of their current values, the differences
+taken here, then one statement updates them, writes their audit rows (what the flush
+listener writes for an ORM update: :func:`models.audit_trail.update_audit_rows`) and
+stores their new hashes.  Several pages are written together (:func:`apply_pages`: one
+lookup, one insert and one update for all), each counted on its own.  If the database refuses the page (a value
+outside a CHECK, say), the page is written again record by record under savepoints so
+that only the bad records fail, each with the database's reason.
 
 A text longer than its column (a vendor's 300-character job title in a varchar(255)) does
 not cost the record: the column gets the value cut to fit, the full value is kept in the
@@ -33,9 +36,9 @@ from connectors.base import JSONDict, MappedRecord, Stream
 from core.errors import SkippableRecordError
 from models import tenancy
 from models.audit import AuditLog
-from models.audit_trail import insert_audit_rows
+from models.audit_trail import insert_audit_rows, update_audit_rows
 from models.base import Base, IsDeleted, utcnow
-from models.bulk import bulk_insert_all, jsonable
+from models.bulk import bulk_insert_all, jsonable, rows_json
 from models.session import PlugsSession
 from models.sync_state import ExternalId
 
@@ -67,9 +70,21 @@ class _Link(NamedTuple):
 
 
 def content_hash(values: JSONDict, deleted: bool = False) -> str:
-    """A stable hash of a record's mapped values (what is compared to skip unchanged rows)."""
-    canonical = json.dumps({"v": jsonable(values), "d": deleted}, sort_keys=True, default=str)
+    """A stable hash of a record's mapped values (what is compared to skip unchanged rows).
+
+    The encoder's ``default`` hook converts the few values JSON cannot hold as they come
+    (the same text :func:`jsonable` gives them, so stored hashes stay valid); a mapping
+    whose keys are not all text is converted beforehand, as it always was."""
+    try:
+        canonical = json.dumps({"v": values, "d": deleted}, sort_keys=True, default=_canonical)
+    except TypeError:
+        canonical = json.dumps({"v": jsonable(values), "d": deleted}, sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _canonical(value: Any) -> Any:
+    converted = jsonable(value)
+    return str(converted) if converted is value else converted
 
 
 def local_hash(row: Base, columns: list[str]) -> str:
@@ -107,40 +122,79 @@ def apply_page(
     """Map and upsert ``records`` into ``stream.entity``; see the module docstring.
 
     New rows are inserted in bulk (with their audit rows and external ids), changed rows
-    are updated through the ORM, unchanged rows are not touched.
+    are updated in bulk (with theirs), unchanged rows are not touched.
     """
-    outcome = PageOutcome()
-    mapped = map_records(stream, records, outcome)
-    mapping_failures = len(outcome.failures)
+    return apply_pages(session, integration_id, stream, [records])[0]
+
+
+def apply_pages(
+    session: PlugsSession,
+    integration_id: uuid.UUID,
+    stream: Stream,
+    pages: list[list[JSONDict]],
+) -> list[PageOutcome]:
+    """:func:`apply_page` of several pages at once, each with its own outcome: one lookup
+    of the external-id map and one insert for all of them (a round trip per statement, not
+    per page).  If the database refuses any of it, each page is written again on its own,
+    and a page it refuses again record by record."""
+    outcomes = [PageOutcome() for _ in pages]
+    mapped = [map_records(stream, records, o) for records, o in zip(pages, outcomes, strict=True)]
+    mapping_failures = [len(o.failures) for o in outcomes]
+    batch = [(item, o) for items, o in zip(mapped, outcomes, strict=True) for item in items]
+    if _written(session, integration_id, stream, batch) is None:
+        return outcomes
+    for items, outcome, failed in zip(mapped, outcomes, mapping_failures, strict=True):
+        _reset(outcome, failed)
+        if len(pages) > 1:  # the batch was refused: each page on its own first
+            if _written(session, integration_id, stream, [(i, outcome) for i in items]) is None:
+                continue
+            _reset(outcome, failed)
+        _apply_one_by_one(session, integration_id, stream, items, outcome)
+    return outcomes
+
+
+def _written(
+    session: PlugsSession,
+    integration_id: uuid.UUID,
+    stream: Stream,
+    mapped: list[tuple[MappedRecord, PageOutcome]],
+) -> Exception | None:
+    """:func:`_apply_in_bulk` under a savepoint: None, or the database's refusal (and
+    nothing written)."""
     savepoint = session.begin_nested()
     try:
-        _apply_in_bulk(session, integration_id, stream, mapped, outcome)
+        _apply_in_bulk(session, integration_id, stream, mapped)
         session.flush()
         savepoint.commit()
-        return outcome
-    except (IntegrityError, StatementError, LookupError, ValueError):
+        return None
+    except (IntegrityError, StatementError, LookupError, ValueError) as exc:
         savepoint.rollback()
+        return exc
+
+
+def _reset(outcome: PageOutcome, mapping_failures: int) -> None:
+    """Forget what a refused write counted (the mapping failures stay)."""
     del outcome.failures[mapping_failures:]
     outcome.warnings.clear()
-    return _apply_one_by_one(session, integration_id, stream, mapped, outcome)
+    outcome.succeeded = outcome.written = 0
 
 
 def _apply_in_bulk(
     session: PlugsSession,
     integration_id: uuid.UUID,
     stream: Stream,
-    mapped: list[MappedRecord],
-    outcome: PageOutcome,
+    mapped: list[tuple[MappedRecord, PageOutcome]],
 ) -> None:
+    """Write ``mapped`` records, each counted in the outcome of its page."""
     ids = _existing_ids(
-        session, integration_id, stream.entity_type, [m.external_id for m in mapped]
+        session, integration_id, stream.entity_type, [m.external_id for m, _ in mapped]
     )
-    references = _resolve_references(session, integration_id, mapped)
+    references = _resolve_references(session, integration_id, [m for m, _ in mapped])
     org_id = tenancy.organization_of(session)
     new_rows: list[dict[str, Any]] = []
     new_links: list[dict[str, Any]] = []
     changed: list[tuple[_Link, dict[str, Any], bool, str]] = []
-    for item in mapped:
+    for item, outcome in mapped:
         values = _with_references(item, references, outcome)
         if values is None:
             continue
@@ -244,10 +298,135 @@ def _update(
     entity: type[Base],
     changed: list[tuple[_Link, dict[str, Any], bool, str]],
 ) -> None:
-    """Changed rows through the ORM (loaded in one query), their stored hashes in one
-    statement."""
+    """Changed rows: one read of their current values, then one statement that updates
+    what differs, writes the audit rows the flush listener would and stores the new hashes
+    (PostgreSQL; elsewhere through the ORM)."""
     if not changed:
         return
+    if session.get_bind().dialect.name != "postgresql":
+        _update_through_orm(session, entity, changed)
+        return
+    changed = _one_per_row(changed)
+    names = _column_names(entity)
+    soft = _soft_delete_columns(entity)
+    keys = sorted({key for _, values, _, _ in changed for key in values if key in names} | soft)
+    current = _current(session, entity, keys, [known.local_id for known, _, _, _ in changed])
+    gone = [c for c in changed if c[0].local_id not in current]
+    if gone:  # our row was hard-deleted: the ORM creates it again (and audits it)
+        _update_through_orm(session, entity, gone, links=False)
+    now = utcnow()
+    rows: list[dict[str, Any]] = []
+    changes = []
+    for known, values, deleted, _ in changed:
+        before = current.get(known.local_id)
+        if before is None:
+            continue
+        after = {k: v for k, v in values.items() if k in names and before[k] != v}
+        if soft and deleted != before["is_deleted"]:
+            after["is_deleted"] = deleted
+            if "deleted_at" in soft:
+                after["deleted_at"] = now if deleted else None
+        if not after:
+            continue
+        changes.append((before["organization_id"], known.local_id, before, after))
+        rows.append({"id": known.local_id, **{names[k]: v for k, v in after.items()}})
+    audit = update_audit_rows(session, entity, changes)
+    links = [{"id": known.id, "digest": digest} for known, _, _, digest in changed]
+    session.execute(
+        _update_statement(entity.__table__, tuple(names[k] for k in keys), bool(audit)),
+        {
+            "rows": rows_json(rows),
+            "audit": rows_json(audit),
+            "links": rows_json(links),
+            "now": now,
+        },
+    )
+
+
+def _one_per_row(
+    changed: list[tuple[_Link, dict[str, Any], bool, str]],
+) -> list[tuple[_Link, dict[str, Any], bool, str]]:
+    """A record found twice in one batch (a search's pages can overlap) as one change of
+    its row, the later values winning, as the ORM's one object per row had it."""
+    merged: dict[uuid.UUID, tuple[_Link, dict[str, Any], bool, str]] = {}
+    for known, values, deleted, digest in changed:
+        earlier = merged.get(known.local_id)
+        if earlier is not None:
+            values = {**earlier[1], **values}
+        merged[known.local_id] = (known, values, deleted, digest)
+    return list(merged.values())
+
+
+@cache
+def _soft_delete_columns(entity: type[Base]) -> frozenset[str]:
+    if not issubclass(entity, IsDeleted):
+        return frozenset()
+    return frozenset({"is_deleted", "deleted_at"} & set(_column_names(entity)))
+
+
+def _current(
+    session: PlugsSession, entity: type[Base], keys: list[str], local_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """The current values of ``keys`` (and the organization) of the rows ``local_ids``,
+    typed as the ORM loads them.  One probe of the primary key per id, as :data:`_LOOKUP`
+    does: right after a bulk load the planner scanned the whole table for ``= ANY``."""
+    table = entity.__table__
+    names = _column_names(entity)
+    wanted = ["id", "organization_id", *(k for k in keys if k not in ("id", "organization_id"))]
+    columns = [table.c[names[k]] for k in wanted]
+    listed = ", ".join(f'r."{c.name}"' for c in columns)
+    inner = ", ".join(f't."{c.name}"' for c in columns)
+    statement = text(
+        f"SELECT {listed} FROM unnest(CAST(:ids AS uuid[])) AS wanted(id) "
+        f'CROSS JOIN LATERAL (SELECT {inner} FROM "{table.name}" AS t '
+        "WHERE t.id = wanted.id LIMIT 1) AS r"
+    ).columns(*columns)
+    return {
+        row[0]: dict(zip(wanted, row, strict=True))
+        for row in session.execute(statement, {"ids": local_ids})
+    }
+
+
+@cache
+def _update_statement(table: Any, columns: tuple[str, ...], audited: bool) -> Any:
+    """UPDATE of the rows (each sets only the columns its JSON object holds, and
+    ``updated_at``), INSERT of their audit rows, UPDATE of their stored hashes: one
+    statement (data-modifying CTEs)."""
+    sets = ", ".join(
+        f'"{c}" = CASE WHEN d.doc ? \'{c}\' THEN v."{c}" ELSE t."{c}" END' for c in columns
+    )
+    if "updated_at" in table.c:
+        sets += ', "updated_at" = :now'
+    parts = [
+        f'UPDATE "{table.name}" AS t SET {sets} '
+        "FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS d(doc) "
+        f'CROSS JOIN LATERAL jsonb_populate_record(NULL::"{table.name}", d.doc) AS v '
+        "WHERE t.id = v.id"
+    ]
+    if audited:
+        audit = ", ".join(f'"{c.name}"' for c in AuditLog.__table__.columns)
+        parts.append(
+            f"INSERT INTO audit_logs ({audit}) SELECT {audit} "
+            "FROM jsonb_populate_recordset(NULL::audit_logs, CAST(:audit AS jsonb))"
+        )
+    parts.append(
+        "UPDATE external_ids AS e SET content_hash = h.digest, updated_at = :now "
+        "FROM jsonb_to_recordset(CAST(:links AS jsonb)) AS h(id uuid, digest text) "
+        "WHERE e.id = h.id"
+    )
+    ctes = ", ".join(f"w{number} AS ({sql})" for number, sql in enumerate(parts[:-1]))
+    return text(f"WITH {ctes} {parts[-1]}")
+
+
+def _update_through_orm(
+    session: PlugsSession,
+    entity: type[Base],
+    changed: list[tuple[_Link, dict[str, Any], bool, str]],
+    *,
+    links: bool = True,
+) -> None:
+    """Changed rows through the ORM (loaded in one query; the audit listener records their
+    changes), their stored hashes in one statement (``links``)."""
     rows = _load(session, entity, [known.local_id for known, _, _, _ in changed])
     for known, values, deleted, _ in changed:
         row = rows.get(known.local_id)
@@ -258,6 +437,8 @@ def _update(
             _assign(row, values)
         _set_deleted(row, deleted)
     session.flush()
+    if not links:
+        return
     table = ExternalId.__table__
     session.execute(
         update(table)
@@ -305,15 +486,10 @@ def _apply_one_by_one(
 ) -> PageOutcome:
     outcome.succeeded = outcome.written = 0
     for item in mapped:  # the same path, a record at a time, to isolate what is refused
-        savepoint = session.begin_nested()
-        try:
-            _apply_in_bulk(session, integration_id, stream, [item], outcome)
-            session.flush()
-            savepoint.commit()
-        except (IntegrityError, StatementError, LookupError, ValueError) as exc:
-            savepoint.rollback()
+        refused = _written(session, integration_id, stream, [(item, outcome)])
+        if refused is not None:
             outcome.succeeded -= 1
-            outcome.fail(item.external_id, _reason(exc))
+            outcome.fail(item.external_id, _reason(refused))
     return outcome
 
 

@@ -29,7 +29,7 @@ from sqlalchemy import select, update
 
 from connectors import export, loading
 from connectors.base import Connector, JSONDict, Page, Stream
-from connectors.upsert import PageOutcome, apply_page
+from connectors.upsert import PageOutcome, apply_pages
 from core.errors import (
     OUR_CONFIGURATION,
     AuthError,
@@ -96,14 +96,18 @@ def run_pages(
     max_pages: int = PAGES_PER_TASK,
     budget: float = SECONDS_PER_TASK,
     progress: Callable[[PageReport], None] | None = None,
+    others_waiting: Callable[[], bool] | None = None,
 ) -> PageReport:
     """Run a stream's pages, up to :data:`PAGES_PER_TRANSACTION` a transaction, for up to
     ``max_pages`` transactions or ``budget`` seconds; the last one enqueues the next task.
+    When ``others_waiting`` (asked once before each transaction) says other work waits for
+    a worker, that transaction is the last: the task hands its worker over, and its stream
+    goes to the back of the queue.
     The delivery is counted once, when the task claims its first page; every page is
     accounted on its own and committed with the cursor after it, so a crash between
     transactions loses nothing (the stall sweeper enqueues the page again)."""
     with _lease(db, org_id, stream_run_id):
-        return _pages(db, org_id, stream_run_id, max_pages, budget, progress)
+        return _pages(db, org_id, stream_run_id, max_pages, budget, progress, others_waiting)
 
 
 @contextmanager
@@ -144,13 +148,18 @@ def _pages(
     max_pages: int,
     budget: float,
     progress: Callable[[PageReport], None] | None,
+    others_waiting: Callable[[], bool] | None = None,
 ) -> PageReport:
     started = time.monotonic()
     total = PageReport("?", "page")
     claimed: _Claimed | None = None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"fetch-{stream_run_id}") as pool:
         for number in range(1, max_pages + 1):
-            last = number == max_pages or time.monotonic() - started > budget
+            last = (
+                number == max_pages
+                or time.monotonic() - started > budget
+                or (others_waiting is not None and others_waiting())
+            )
             report, claimed = _run_page(
                 db, org_id, stream_run_id, chain=last, claimed=claimed, prefetch=pool
             )
@@ -289,7 +298,8 @@ def _store(
     chain: bool,
 ) -> PageReport:
     """Write ``pages`` (the first one fetched at ``cursor``, each following the one before)
-    and account for each in one transaction; the cursor moves past the last of them."""
+    and account for each in one transaction; the cursor moves past the last of them.  The
+    pages' records are written together (:func:`apply_pages`: one lookup, one insert)."""
     succeeded = failed = 0
     with db.tenant(org_id) as session:
         stream_run = session.get(SyncStreamRun, stream_run_id, with_for_update=ROW_LOCK)
@@ -299,8 +309,10 @@ def _store(
             or (stream_run.page_cursor != cursor)
         ):
             return PageReport(stream.name, "duplicate")
-        for number, page in enumerate(pages, start=1):
-            outcome = apply_page(session, stream_run.integration_id, stream, page.records)
+        outcomes = apply_pages(
+            session, stream_run.integration_id, stream, [page.records for page in pages]
+        )
+        for number, (page, outcome) in enumerate(zip(pages, outcomes, strict=True), start=1):
             succeeded, failed = succeeded + outcome.succeeded, failed + len(outcome.failures)
             last = number == len(pages)
             more = _record_page(

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import asdict
 from typing import Any
 
+from core.queues import ROUTES
 from models.outbox import sweep
 from models.session import get_database
 from runs import sync
 from workers.app import app
 from workers.base_task import PlugsTask
+from workers.metrics import queue_depths
 
-#: Seconds between two ``task-progress`` events of one task (Flower's view of a page task).
+log = logging.getLogger(__name__)
+
+#: Seconds between two progress reports of one task (its PROGRESS state and
+#: ``task-progress`` event: Flower's view of a page task).
 PROGRESS_EVERY = 1.0
+#: Seconds to wait for the broker when asking whether other work waits.
+WAITING_TIMEOUT = 1.0
 
 
 @app.task(base=PlugsTask, name="sync.page", bind=True)
@@ -30,18 +38,36 @@ def page(self: PlugsTask, organization_id: str, stream_run_id: str) -> dict[str,
     sent = [0.0]
 
     def progress(report: sync.PageReport) -> None:
-        self.update_state(state="PROGRESS", meta={"stream_run": stream_run_id, **asdict(report)})
         now = time.monotonic()
-        if now - sent[0] >= PROGRESS_EVERY:
+        if now - sent[0] >= PROGRESS_EVERY:  # not every batch: each is a round trip to Redis
             sent[0] = now
+            meta = {"stream_run": stream_run_id, **asdict(report)}
+            self.update_state(state="PROGRESS", meta=meta)
             done = f"{report.succeeded} records done, {report.failed} failed in this task"
             self.send_event("task-progress", result=f"{label or report.stream}: {done}")
 
     db = get_database()
     report = sync.run_pages(
-        db, uuid.UUID(organization_id), uuid.UUID(stream_run_id), progress=progress
+        db,
+        uuid.UUID(organization_id),
+        uuid.UUID(stream_run_id),
+        progress=progress,
+        others_waiting=lambda: _others_waiting(self),
     )
     return asdict(report)
+
+
+def _others_waiting(task: PlugsTask) -> bool:
+    """Whether messages wait in this task's queue (other streams, other organizations'
+    syncs): then the task hands its worker over after its current transaction instead of
+    keeping it for up to ``PAGES_PER_TASK`` of them.  A broker that cannot tell says no."""
+    info = task.request.delivery_info or {}
+    queue = info.get("routing_key") or ROUTES["sync.*"]
+    try:
+        return queue_depths(app, [queue], timeout=WAITING_TIMEOUT)[queue] > 0
+    except Exception:  # noqa: BLE001 - not knowing is no reason to fail the page
+        log.warning("could not read the depth of queue %s", queue, exc_info=True)
+        return False
 
 
 def _label(task: PlugsTask) -> str | None:
