@@ -12,8 +12,13 @@ arguments, e.g. which integration and stream a page task serves.  Never a secret
 from __future__ import annotations
 
 import logging
+import sys
+import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -159,15 +164,71 @@ def _publish_committed(session: Session) -> None:
     db, org = session.info.get("database"), session.info.get("organization_id")
     if not messages or db is None:
         return
+    if org is None and "system_reason" not in session.info:
+        return
+    background: ThreadPoolExecutor | None = getattr(_BACKGROUND, "pool", None)
+    if background is None:
+        _publish_logged(db, org, messages)
+    else:  # plain copies: the session's objects stay in this thread
+        background.submit(_publish_logged, db, org, [_Outgoing.of(m) for m in messages])
+
+
+def _publish_logged(db: Database, org: uuid.UUID | None, messages: Sequence[Outgoing]) -> None:
     try:
         if org is not None:
             publish(db, org, messages)
-        elif "system_reason" in session.info:  # e.g. the scheduler, many organizations
+        else:  # a system session, e.g. the scheduler: many organizations
             publish_across(db, messages)
     except Exception:  # noqa: BLE001 - committed work is safe; the sweeper publishes it
         log.warning(
             "publishing %d outbox messages failed; the sweeper will", len(messages), exc_info=True
         )
+
+
+@dataclass(frozen=True)
+class _Outgoing:
+    """What publishing needs of a committed outbox row, detached from its session."""
+
+    id: uuid.UUID
+    task_name: str
+    args: list[Any]
+    available_at: datetime | None
+    label: str | None
+
+    @classmethod
+    def of(cls, message: OutboxMessage) -> _Outgoing:
+        label = getattr(message, _LABEL, None)
+        return cls(message.id, message.task_name, list(message.args), message.available_at, label)
+
+
+Outgoing = OutboxMessage | _Outgoing
+_BACKGROUND = threading.local()
+SWITCH_INTERVAL = 0.0005
+
+
+@contextmanager
+def publishing_in_background() -> Iterator[None]:
+    """Within the block, the outbox rows this thread commits are published by one background
+    thread while this one goes on (a scheduler tick: a batch's SQL, mostly waiting on
+    PostgreSQL, overlaps the previous batch's publishing); the block ends once every one of
+    them is published (or left to the sweeper after a failure, as always)."""
+    if getattr(_BACKGROUND, "pool", None) is not None:  # nested: the outer block publishes
+        yield
+        return
+    # The publisher is busy in Python; the caller mostly waits on its database.  At the
+    # default 5 ms switch interval each answer the caller waits for would also wait for
+    # the GIL: a shorter one while both run.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-publish") as pool:
+            _BACKGROUND.pool = pool
+            try:
+                yield
+            finally:
+                _BACKGROUND.pool = None
+    finally:
+        sys.setswitchinterval(interval)
 
 
 def _forget_rolled_back(session: Session, previous: Any = None) -> None:
@@ -198,7 +259,7 @@ def install(app: Celery) -> None:
             event.listen(PlugsSession, name, listener)
 
 
-def publish(db: Database, organization_id: uuid.UUID, messages: Iterable[OutboxMessage]) -> int:
+def publish(db: Database, organization_id: uuid.UUID, messages: Iterable[Outgoing]) -> int:
     """Send committed outbox rows that are due now; returns how many were sent."""
     due = _due(messages)
     if not due:
@@ -209,7 +270,7 @@ def publish(db: Database, organization_id: uuid.UUID, messages: Iterable[OutboxM
     return len(sent)
 
 
-def publish_across(db: Database, messages: Iterable[OutboxMessage]) -> int:
+def publish_across(db: Database, messages: Iterable[Outgoing]) -> int:
     """:func:`publish` for rows of many organizations (written in a system session)."""
     due = _due(messages)
     if not due:
@@ -249,17 +310,32 @@ def sweep(db: Database, *, grace: timedelta = PUBLISH_GRACE) -> int:
                 return total
 
 
-def _due(messages: Iterable[OutboxMessage]) -> list[OutboxMessage]:
+def _due(messages: Iterable[Outgoing]) -> list[Outgoing]:
     """The rows to publish now: unparked ones, and parked ones due within PUBLISH_AHEAD."""
     horizon = utcnow() + PUBLISH_AHEAD
     return [m for m in messages if m.available_at is None or m.available_at <= horizon]
 
 
-def _send(messages: Sequence[OutboxMessage]) -> list[uuid.UUID]:
+#: A publish of more messages than this at once (a scheduler tick's page tasks, a sweep)
+#: sends no ``task-sent`` event per message: they cost a third of the publishing.  The
+#: trade: Flower lists such a task from when a worker receives it (``task-received``), not
+#: as PENDING while it waits in the queue; the outbox row records when it was published.
+ANNOUNCE_AT_MOST = 50
+
+
+class _NoSentEvents:
+    """An event dispatcher for :meth:`Celery.send_task` that drops the ``task-sent`` event."""
+
+    def publish(self, *_: Any, **__: Any) -> None:
+        return None
+
+
+def _send(messages: Sequence[Outgoing]) -> list[uuid.UUID]:
     app = _app
     if app is None:
         raise RuntimeError("no Celery app to publish with: workers.app installs one")
     sent = []
+    quiet = {"event_dispatcher": _NoSentEvents()} if len(messages) > ANNOUNCE_AT_MOST else {}
     # One connection, and on Redis one pipeline per 500 messages (kombu's publish batch).
     with app.producer_or_acquire() as producer, producer.batch(500):
         for message in messages:
@@ -269,10 +345,13 @@ def _send(messages: Sequence[OutboxMessage]) -> list[uuid.UUID]:
                 task_id=str(message.id),
                 producer=producer,
                 eta=message.available_at,
-                kwargsrepr=getattr(message, _LABEL, None),
+                kwargsrepr=message.label
+                if isinstance(message, _Outgoing)
+                else getattr(message, _LABEL, None),
                 # not a child of the task that published it: a tick publishing thousands
                 # would carry them all in its request and its stored result
                 add_to_parent=False,
+                **quiet,
             )
             sent.append(message.id)
     return sent

@@ -111,8 +111,12 @@ def running_counts(
 
 def integration_label(integration: Integration) -> str:
     """``hubspot "Acme HubSpot"``: the provider and the operator's name for it, if any."""
-    name = (integration.metadata_ or {}).get("name")
-    return f'{integration.provider} "{name}"' if name else integration.provider
+    return _label(integration.provider, integration.metadata_)
+
+
+def _label(provider: str, metadata: dict[str, Any] | None) -> str:
+    name = (metadata or {}).get("name")
+    return f'{provider} "{name}"' if name else provider
 
 
 def _page_label(session: PlugsSession, args: list[Any]) -> str | None:
@@ -145,4 +149,23 @@ def _label_of(session: PlugsSession, stream_run_id: str) -> str | None:
     return label
 
 
+def _page_labels(session: PlugsSession, args: list[list[Any]]) -> list[str | None]:
+    """The Flower labels of many page tasks, as :func:`_page_label` makes one, in one query:
+    a scheduler tick opens thousands of runs at once."""
+    ids = [uuid.UUID(str(a[1])) for a in args if len(a) == 2]
+    found = {
+        stream_run_id: f"{_label(provider, metadata)} {stream}"
+        for stream_run_id, stream, provider, metadata in session.execute(
+            select(
+                SyncStreamRun.id, SyncStreamRun.stream, Integration.provider, Integration.metadata_
+            )
+            .join(Integration, Integration.id == SyncStreamRun.integration_id)
+            .where(SyncStreamRun.id.in_(ids))
+            .execution_options(include_deleted=True)
+        )
+    }
+    return [found.get(uuid.UUID(str(a[1]))) if len(a) == 2 else None for a in args]
+
+
 outbox.describe_with(PAGE_TASK, _page_label)
+outbox.describe_many_with(PAGE_TASK, _page_labels)

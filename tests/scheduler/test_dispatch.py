@@ -187,3 +187,28 @@ def test_a_tick_labels_every_page_task_it_publishes_for_flower(
     labels = [m["headers"]["kwargsrepr"] for m in messages if m["headers"]["task"] == "sync.page"]
     assert report.started == 3 and len(labels) >= 3
     assert all(label.startswith("acme ") and len(label) > len("acme ") for label in labels)
+
+
+def test_a_tick_of_many_batches_has_published_every_page_task_when_it_returns(
+    app_db: Database, acme_server: RunningServer, platform_env: dict[str, str]
+) -> None:
+    # More page tasks than a publish announces one by one, over several batches: each
+    # batch's tasks go out while the tick writes the next one.
+    org_id, _ = scheduled_integrations(app_db, acme_server, 55, "every 15m")
+    _due_now(app_db, org_id)
+
+    report = dispatch_due(app_db, batch_size=20)
+
+    assert (report.started, report.batches) == (55, 3)
+    with app_db.tenant(org_id) as session:
+        rows = session.execute(
+            select(OutboxMessage.id, OutboxMessage.published_at).where(
+                OutboxMessage.task_name == "sync.page"
+            )
+        ).all()
+    assert len(rows) == 55 and all(published is not None for _, published in rows)
+    broker = redis.Redis.from_url(platform_env["PLUGS_BROKER_URL"])
+    ours = {str(row_id) for row_id, _ in rows}
+    messages = [json.loads(m) for m in broker.lrange("syncs", 0, -1)]
+    labels = [m["headers"]["kwargsrepr"] for m in messages if m["headers"]["id"] in ours]
+    assert len(labels) == 55 and all(label.startswith("acme ") for label in labels)
