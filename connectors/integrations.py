@@ -10,6 +10,7 @@ processing stop together; deliveries wait in the inbox).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -85,6 +86,25 @@ def add_integration(
         store_credentials(session, integration, dict(credentials))
     after_configured(db, integration.id)
     return integration
+
+
+def credentials_from(
+    token: str | None, credentials_json: str | None, *, what: str = "credentials"
+) -> dict[str, Any]:
+    """The credential fields given as a JSON object and/or a token (the CLI's
+    ``--credentials`` and ``--token``, the console's form): the token goes in ``token``;
+    ``what`` names the JSON in errors."""
+    credentials: dict[str, Any] = {}
+    if credentials_json:
+        try:
+            credentials = json.loads(credentials_json)
+        except json.JSONDecodeError as exc:
+            raise PlugsError(f"{what} is not JSON: {exc.msg}") from None
+        if not isinstance(credentials, dict):
+            raise PlugsError(f"{what} must be a JSON object")
+    if token is not None:
+        credentials["token"] = token
+    return credentials
 
 
 class CredentialsRefused(PlugsError):

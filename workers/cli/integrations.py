@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import uuid
 from datetime import datetime
@@ -41,17 +40,9 @@ _SETTING = click.option(
 
 def _credentials(token: str | None, credentials_json: str | None) -> dict[str, Any]:
     """The credential fields of --credentials and --token (read from stdin for '-')."""
-    credentials: dict[str, Any] = {}
-    if credentials_json:
-        try:
-            credentials = json.loads(credentials_json)
-        except json.JSONDecodeError as exc:
-            raise PlugsError(f"--credentials is not JSON: {exc.msg}") from None
-        if not isinstance(credentials, dict):
-            raise PlugsError("--credentials must be a JSON object")
-    if token is not None:
-        credentials["token"] = sys.stdin.readline().strip() if token == "-" else token
-    return credentials
+    if token == "-":
+        token = sys.stdin.readline().strip()
+    return integrations.credentials_from(token, credentials_json, what="--credentials")
 
 
 @integrations_group.command("add")

@@ -37,7 +37,6 @@ from runs.lifecycle import cancel_run, replay_run, start_run
 from runs.progress import RunProgress, run_progress
 from scheduler import schedules
 from scheduler.timing import Timing
-from workers.cli.integrations import _credentials as cli_credentials
 from workers.console import auth, chart
 from workers.console.auth import Refused, Viewer
 
@@ -224,7 +223,9 @@ def _credentials(form: FormData) -> dict[str, Any]:
     token = str(form.get("token") or "").strip()
     if token == "-":
         raise PlugsError("a token of '-' means standard input to the CLI; paste the token")
-    return cli_credentials(token or None, str(form.get("credentials") or "").strip() or None)
+    return integrations.credentials_from(
+        token or None, str(form.get("credentials") or "").strip() or None
+    )
 
 
 def _add_checked(db: Database, org_id: uuid.UUID, provider: str, form: FormData) -> uuid.UUID:
