@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from core.errors import PlugsError, TenancyError
 from core.settings import get_settings
 from models import outbox
+from models.audit_trail import record_actor_action
 from models.base import utcnow
 from models.bulk import bulk_insert, insert_new, jsonable
 from models.notification_delivery import NotificationDelivery, NotificationRequest
@@ -154,9 +155,19 @@ def notify(
 def send(
     db: Database, organization_id: uuid.UUID, audience: Audience, content: Content
 ) -> FanoutResult:
-    """:func:`notify` in a unit of work of its own; deliveries are enqueued after its commit."""
+    """:func:`notify` in a unit of work of its own; deliveries are enqueued after its commit.
+    Sent for an actor (an API key), its summary is in the audit trail in that unit of work."""
     with db.tenant(organization_id) as session:
-        return notify(session, audience, content)
+        result = notify(session, audience, content)
+        record_actor_action(
+            session,
+            organization_id,
+            table="notifications",
+            record_id=uuid.uuid4(),
+            action="create",
+            values={"audience": audience.to_json(), "title": content.title, **result.summary()},
+        )
+        return result
 
 
 def notify_later(

@@ -11,6 +11,7 @@ from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.errors import NotFoundError
+from models.audit_trail import record_actor_action
 from models.base import utcnow
 from models.notifications import Notification
 from models.session import Database
@@ -99,4 +100,12 @@ def mark_read(db: Database, viewer: Viewer, notification_id: uuid.UUID | None = 
             .values(is_read=True, read_at=now, updated_at=now)
             .execution_options(synchronize_session=False)
         )
-        return cast(CursorResult[Any], result).rowcount
+        marked = cast(CursorResult[Any], result).rowcount
+        record_actor_action(
+            session,
+            viewer.organization_id,
+            table="notifications",
+            record_id=notification_id or viewer.user_id,
+            values={"is_read": True, "marked": marked, "user_id": str(viewer.user_id)},
+        )
+        return marked

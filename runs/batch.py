@@ -4,7 +4,9 @@
 a stream run per stream starting from the saved cursor (or from nothing for a full refresh;
 from given record ids for a replay), and the first page task of each stream that waits for
 nothing, through the outbox -- with one query for the saved cursors and one ``INSERT`` per
-table for the whole batch.  :func:`runs.lifecycle.open_run` is a batch of one.
+table for the whole batch.  :func:`runs.lifecycle.open_run` is a batch of one.  Opened for
+an actor that names ``integration_logs`` (an API request, :func:`models.audit_trail.audit_tables`),
+their audit rows are written with them.
 
 Works in a system session (rows of many organizations) or a tenant session.
 """
@@ -22,6 +24,7 @@ from connectors.base import Connector
 from connectors.registry import get_connector
 from core.errors import PlugsError
 from models import outbox
+from models.audit_trail import record_inserts
 from models.base import utcnow
 from models.bulk import bulk_insert
 from models.integrations import Integration, IntegrationLog
@@ -88,6 +91,9 @@ def open_runs(session: PlugsSession, requests: Sequence[RunRequest]) -> None:
                 messages.append((request.integration.organization_id, [org, str(row["id"])]))
     bulk_insert(session, IntegrationLog.__table__, runs)
     bulk_insert(session, SyncStreamRun.__table__, stream_runs)
+    # audit rows of tables the actor names (an API request's runs); none for a tick's
+    record_inserts(session, IntegrationLog, runs)
+    record_inserts(session, SyncStreamRun, stream_runs)
     outbox.enqueue_many(session, PAGE_TASK, messages)
 
 

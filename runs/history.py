@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import defer
 
 from core.errors import NotFoundError
 from models import keyset
@@ -40,11 +41,18 @@ def list_runs(
     until: datetime | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    details: bool = True,
 ) -> Page:
     """The organization's runs (detached ``IntegrationLog`` rows), newest first: of one
     integration, in one status, created in ``[since, until)``; a running run carries its
-    counts so far."""
+    counts so far.  ``details`` False leaves ``response_data`` and ``error_details`` unread
+    (a listing that shows neither, the API's, need not fetch and decode them per row;
+    reading them on such a run raises)."""
     query = select(IntegrationLog)
+    if not details:
+        query = query.options(
+            defer(IntegrationLog.response_data), defer(IntegrationLog.error_details)
+        )
     if integration_id is not None:
         query = query.where(IntegrationLog.integration_id == integration_id)
     if status is not None:

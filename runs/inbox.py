@@ -38,6 +38,7 @@ from core.errors import (
 from core.redaction import REDACTED, SECRET_HEADERS, is_secret_name
 from core.settings import get_settings
 from models import host_events, outbox
+from models.audit_trail import record_actor_action
 from models.base import utcnow
 from models.integrations import Integration, IntegrationLog
 from models.session import ROW_LOCK, Database, PlugsSession
@@ -450,6 +451,13 @@ def replay(
             outbox.enqueue_many(
                 session, PROCESS_TASK, [(org_id, [str(org_id), str(d)]) for d in ids]
             )
+        record_actor_action(
+            session,
+            org_id,
+            table="webhook_inbox",
+            record_id=integration_id,
+            values={"replayed": len(ids), "failed_only": failed_only},
+        )
     return len(ids)
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import CursorResult, and_, delete, select
 from connectors import integrations as integration_rows
 from connectors.registry import get_connector
 from core.errors import NotFoundError, PlugsError
+from models.audit_trail import record_actor_action
 from models.base import utcnow
 from models.integrations import Integration, IntegrationLog
 from models.schedules import ScheduleSlot, SyncSchedule
@@ -67,7 +68,15 @@ def clear_schedules(
         if streams is not None:
             statement = statement.where(SyncSchedule.streams_key == ",".join(sorted(set(streams))))
         result = session.execute(statement.execution_options(synchronize_session=False))
-        return cast(CursorResult[Any], result).rowcount
+        removed = cast(CursorResult[Any], result).rowcount
+        record_actor_action(
+            session,
+            org_id,
+            table="integrations",
+            record_id=integration_id,
+            values={"schedules_removed": removed, "streams": sorted(set(streams or ()))},
+        )
+        return removed
 
 
 def set_active(db: Database, integration_id: uuid.UUID, active: bool) -> int:

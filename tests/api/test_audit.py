@@ -5,13 +5,17 @@ PostgreSQL ``xmin`` (the id of the transaction that wrote them)."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import literal_column, select, text
+from sqlalchemy import literal_column, select, text, update
 
 from core.redaction import REDACTED
 from models import AuditLog
+from models.base import utcnow
+from models.host_events import EventDelivery, emit
 from models.session import get_database
+from models.webhooks import WebhookDelivery
 from tests.api.conftest import Org, problem
 
 
@@ -88,3 +92,125 @@ def test_changes_through_the_api_are_audited_with_the_key_in_their_own_transacti
     )
     problem(a.api.patch(f"/integrations/{integration}", json={}), 422, "invalid-request")
     assert len(_audit_rows(a, integration)) == before
+
+
+def _actor_row(org: Org, table: str, record_id: uuid.UUID) -> Any:
+    """The one audit row of ``record_id`` in ``table`` naming org's read-write key."""
+    actor = {"type": "api_key", "id": str(org.key_id), "name": "host product"}
+    rows = [
+        r
+        for r in _audit_rows(org, record_id)
+        if r.table_name == table and r.metadata_.get("actor") == actor
+    ]
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def test_operations_made_by_statements_are_audited_in_their_own_transaction(
+    orgs: tuple[Org, Org],
+) -> None:
+    _, a = orgs  # B: the first test's changes are A's
+    integration = a.integration_id
+    db = get_database()
+
+    # a sync started: the run is inserted in bulk with its audit row
+    started = a.api.post("/runs", json={"integration_id": str(integration)})
+    assert started.status_code == 202, started.text
+    run_id = uuid.UUID(started.json()["run_id"])
+    row = _actor_row(a, "integration_logs", run_id)
+    assert (row.action, row.new_values["integration_id"]) == ("create", str(integration))
+    assert row.metadata_["request"] == "POST /api/v1/runs"
+    assert row.xmin == _xmin(a, "integration_logs", run_id)
+
+    # schedules cleared (a DELETE statement): its summary row
+    path = f"/integrations/{integration}/schedules"
+    assert a.api.put(path, json={"every": "1h"}).status_code == 200
+    assert a.api.delete(path).json() == {"removed": 1}
+    summaries = [r for r in _audit_rows(a, integration) if r.table_name == "integrations"]
+    assert summaries[-1].new_values == {"schedules_removed": 1, "streams": []}
+    assert summaries[-1].metadata_["request"] == f"DELETE /api/v1{path}"
+
+    # stored webhook deliveries replayed (an UPDATE statement)
+    with db.tenant(a.id) as session:
+        stored = WebhookDelivery(
+            integration_id=integration,
+            provider="hubspot",
+            delivery_id=f"audit-{uuid.uuid4().hex[:8]}",
+            method="POST",
+            url="/webhooks/hubspot",
+            headers={},
+            body=b"[]",
+            status="failed",
+            received_at=utcnow(),
+        )
+        session.add(stored)
+        session.flush()
+        delivery_id = stored.id
+    replayed = a.api.post(
+        "/webhook-deliveries/replay",
+        json={"integration_id": str(integration), "failed_only": True},
+    )
+    assert replayed.json() == {"enqueued": 1}
+    row = _actor_row(a, "webhook_inbox", integration)
+    assert row.new_values == {"replayed": 1, "failed_only": True}
+    assert row.xmin == _xmin(a, "webhook_inbox", delivery_id)
+
+    # a notification sent (rows inserted in bulk), then marked read (an UPDATE statement)
+    title = f"Audited {uuid.uuid4().hex[:6]}"
+    body = {"audience": {"user_ids": [str(a.user_id)]}, "title": title, "message": "m"}
+    assert a.api.post("/notifications", json=body).status_code == 202
+    with db.tenant(a.id) as session:
+        notification_id = session.execute(
+            text("SELECT id FROM notifications WHERE title = :t"), {"t": title}
+        ).scalar_one()
+    sent = [
+        r
+        for r in _audit_rows_of(a, "notifications")
+        if r.new_values.get("title") == title and r.action == "create"
+    ]
+    assert [r.metadata_["request"] for r in sent] == ["POST /api/v1/notifications"]
+    assert sent[0].xmin == _xmin(a, "notifications", notification_id)
+    feed = f"/users/{a.user_id}/feed/read"
+    assert a.api.post(feed, json={"notification_id": str(notification_id)}).json()["marked"] == 1
+    row = _actor_row(a, "notifications", notification_id)
+    assert row.new_values == {"is_read": True, "marked": 1, "user_id": str(a.user_id)}
+    assert row.xmin == _xmin(a, "notifications", notification_id)
+
+    # an event replayed, then the failed deliveries: the deliveries restarted through the ORM
+    made = a.api.post(
+        "/event-endpoints",
+        json={"url": "http://127.0.0.1:9/audit", "event_types": ["webhook.failed"]},
+    )
+    assert made.status_code == 201, made.text
+    with db.tenant(a.id) as session:
+        event_id = emit(session, a.id, "webhook.failed", {"reason": "audit"})
+    with db.tenant(a.id) as session:
+        [event_delivery] = session.scalars(
+            select(EventDelivery.id).where(EventDelivery.event_id == event_id)
+        ).all()
+    assert a.api.post(f"/events/{event_id}/replay").json() == {"enqueued": 1}
+    row = _actor_row(a, "event_deliveries", event_delivery)
+    assert row.metadata_["request"] == f"POST /api/v1/events/{event_id}/replay"
+    assert row.xmin == _xmin(a, "event_deliveries", event_delivery)
+    with db.tenant(a.id) as session:
+        session.execute(
+            update(EventDelivery).where(EventDelivery.id == event_delivery).values(status="failed")
+        )
+    since = (utcnow() - timedelta(hours=1)).isoformat()
+    assert a.api.post("/events/replay-failed", json={"since": since}).json() == {"enqueued": 1}
+    [_, again] = [
+        r for r in _audit_rows(a, event_delivery) if r.metadata_.get("actor", {}).get("id")
+    ]
+    assert again.metadata_["request"] == "POST /api/v1/events/replay-failed"
+    assert again.xmin == _xmin(a, "event_deliveries", event_delivery)
+
+
+def _audit_rows_of(org: Org, table: str) -> list[Any]:
+    with get_database().tenant(org.id) as session:
+        query = select(
+            AuditLog.action,
+            AuditLog.new_values,
+            AuditLog.metadata_,
+            literal_column("audit_logs.xmin::text").label("xmin"),
+        ).where(AuditLog.table_name == table)
+        return list(session.execute(query))

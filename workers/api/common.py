@@ -1,12 +1,12 @@
-"""What every resource of the API uses: the tenant check of an id, the audit row of a
-change the audit listener does not see, and the listing envelope.
+"""What every resource of the API uses: the tenant check of an id and the listing envelope.
 
 The key of a request is the actor of every audit row its changes write
-(:func:`workers.api.auth.current_key` sets it): a change of an audited model is recorded
-by the listener in the change's own transaction.  An operation whose change is made by
-statements outside the ORM, in a function that owns its transaction (a sync started, a
-replay enqueued, schedules cleared, notifications sent or marked read), is summed up by
-:func:`audit` in a transaction of its own just after.
+(:func:`workers.api.auth.current_key` sets it), in the change's own transaction: the
+listener records a change of an audited model (or of a table the operation names with
+:func:`models.audit_trail.audit_tables`, runs inserted in bulk included), and an operation
+whose change is made by statements outside the ORM (schedules cleared, webhook deliveries
+replayed, notifications sent or marked read) writes its summary row itself
+(:func:`models.audit_trail.record_actor_action`).
 
 Some operations find an integration's organization from its id through the system role
 (operators name integrations by id); the API first looks the id up in the key's own
@@ -16,13 +16,12 @@ tenant session, so an id of another organization is a 404 before any of them run
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
 from pydantic import BaseModel, Field, StringConstraints
 
 from core.errors import NotFoundError
 from models.api_keys import ApiKeyIdentity
-from models.audit_trail import record_action
 from models.integrations import Integration
 from models.session import Database, get_database
 
@@ -55,23 +54,3 @@ def integration_in(key: ApiKeyIdentity, integration_id: uuid.UUID) -> Integratio
             raise NotFoundError(f"no integration with id {integration_id}")
         session.expunge(integration)
         return integration
-
-
-def audit(
-    key: ApiKeyIdentity,
-    *,
-    table: str,
-    record_id: uuid.UUID,
-    action: str = "update",
-    values: dict[str, Any] | None = None,
-) -> None:
-    """A summary audit row of a change the listener did not see, the key as its actor."""
-    with db().tenant(key.organization_id) as session:
-        record_action(
-            session,
-            key.organization_id,
-            table=table,
-            record_id=record_id,
-            action=action,
-            values=values,
-        )

@@ -13,9 +13,10 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from events import delivery, endpoints, history
 from models.api_keys import ApiKeyIdentity
+from models.audit_trail import audit_tables
 from models.host_events import DELIVERY_STATUSES, EVENT_TYPES
 from workers.api.auth import current_key, writable_key
-from workers.api.common import Cursor, Listing, ShortText, audit, db
+from workers.api.common import Cursor, Listing, ShortText, db
 from workers.api.problems import RESPONSES, WRITE_RESPONSES
 
 router = APIRouter(tags=["events"], responses=RESPONSES)
@@ -208,8 +209,8 @@ def list_events(
 @router.post("/events/{event_id}/replay", status_code=202, responses=WRITE_RESPONSES)
 def replay_event(event_id: uuid.UUID, key: WriteKey) -> Replayed:
     """Send the event again to each enabled endpoint it went to (same webhook-id)."""
+    audit_tables("event_deliveries")  # not audited by itself; restarted through the ORM
     count = delivery.replay_event(db(), key.organization_id, event_id)
-    audit(key, table="host_events", record_id=event_id, values={"replayed": count})
     return Replayed(enqueued=count)
 
 
@@ -217,13 +218,8 @@ def replay_event(event_id: uuid.UUID, key: WriteKey) -> Replayed:
 def replay_failed(body: ReplayFailed, key: WriteKey) -> Replayed:
     """Send again every delivery that failed, of events since ``since``."""
     since = body.since if body.since.tzinfo else body.since.replace(tzinfo=UTC)
+    audit_tables("event_deliveries")
     count = delivery.replay_failed(db(), key.organization_id, since, endpoint_id=body.endpoint_id)
-    audit(
-        key,
-        table="event_deliveries",
-        record_id=body.endpoint_id or key.organization_id,
-        values={"replayed": count, "since": since.isoformat()},
-    )
     return Replayed(enqueued=count)
 
 

@@ -110,7 +110,9 @@ def _detail(key: ApiKeyIdentity, integration_id: uuid.UUID) -> IntegrationDetail
     integration_in(key, integration_id)
     view = integrations.describe_integration(db(), integration_id, runs=0)
     found = schedules.list_schedules(db(), key.organization_id, integration_id=integration_id)
-    runs = list_runs(db(), key.organization_id, integration_id=integration_id, limit=5)
+    runs = list_runs(
+        db(), key.organization_id, integration_id=integration_id, limit=5, details=False
+    )
     return IntegrationDetail(
         **integration_out(view.integration).model_dump(),
         settings=view.settings,

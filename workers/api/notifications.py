@@ -18,7 +18,7 @@ from notifications import Audience, Content, feed, send
 from notifications.feed_tokens import Viewer
 from notifications.history import DeliveryRow, delivery_counts, list_deliveries
 from workers.api.auth import current_key, writable_key
-from workers.api.common import Cursor, Listing, ShortText, Text, audit, db
+from workers.api.common import Cursor, Listing, ShortText, Text, db
 from workers.api.problems import RESPONSES, WRITE_RESPONSES
 
 router = APIRouter(tags=["notifications"], responses=RESPONSES)
@@ -126,13 +126,6 @@ def send_notification(
         urgent=body.urgent,
     )
     result = send(db(), key.organization_id, audience, content)
-    audit(
-        key,
-        table="notifications",
-        record_id=uuid.uuid5(uuid.NAMESPACE_URL, f"{key.id}:{dedup or uuid.uuid4()}"),
-        action="create",
-        values={"audience": audience.to_json(), "title": body.title, **result.summary()},
-    )
     return Sent(**result.summary(), key=dedup)
 
 
@@ -205,10 +198,4 @@ def mark_feed_read(user_id: uuid.UUID, body: MarkRead, key: WriteKey) -> Marked:
     """Mark one notification of the user's feed read, or all of them."""
     viewer = _viewer(key, user_id)
     marked = feed.mark_read(db(), viewer, body.notification_id)
-    audit(
-        key,
-        table="notifications",
-        record_id=body.notification_id or user_id,
-        values={"is_read": True, "marked": marked, "user_id": str(user_id)},
-    )
     return Marked(marked=marked, unread=feed.unread_count(db(), viewer))

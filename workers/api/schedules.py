@@ -16,7 +16,7 @@ from scheduler import schedules
 from scheduler.schedules import ScheduleView
 from scheduler.timing import EVERY_FORMS, Timing
 from workers.api.auth import current_key, writable_key
-from workers.api.common import Listing, ShortText, audit, db, integration_in
+from workers.api.common import Listing, ShortText, db, integration_in
 from workers.api.problems import RESPONSES, WRITE_RESPONSES
 
 router = APIRouter(
@@ -96,12 +96,6 @@ def clear_schedules(
     """Remove the integration's schedules (its syncs then run only when asked)."""
     integration_in(key, integration_id)
     removed = schedules.clear_schedules(db(), integration_id, streams=stream or None)
-    audit(
-        key,
-        table="integrations",
-        record_id=integration_id,
-        values={"schedules_removed": removed, "streams": stream or []},
-    )
     return Cleared(removed=removed)
 
 

@@ -14,7 +14,7 @@ from models.api_keys import ApiKeyIdentity
 from models.webhooks import INBOX_STATUSES, WebhookDelivery
 from runs import history, inbox
 from workers.api.auth import current_key, writable_key
-from workers.api.common import Cursor, Listing, audit, db, integration_in
+from workers.api.common import Cursor, Listing, db, integration_in
 from workers.api.problems import RESPONSES, WRITE_RESPONSES
 
 router = APIRouter(prefix="/webhook-deliveries", tags=["webhook deliveries"], responses=RESPONSES)
@@ -93,11 +93,5 @@ def replay_deliveries(body: ReplayRequest, key: WriteKey) -> Replayed:
         since = since.replace(tzinfo=UTC)
     count = inbox.replay(
         db(), key.organization_id, body.integration_id, since=since, failed_only=body.failed_only
-    )
-    audit(
-        key,
-        table="webhook_inbox",
-        record_id=body.integration_id,
-        values={"replayed": count, "failed_only": body.failed_only},
     )
     return Replayed(enqueued=count)
