@@ -31,6 +31,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -180,9 +181,18 @@ def plugs(tmp_path: Path):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def thirdparty_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder where pip installed tests/thirdparty_connector, a connector of someone else's
-    registered only through its `plugs.connectors` entry point (on the workers' path)."""
+    registered only through its `plugs.connectors` entry point (on the workers' path).
+
+    pip builds in the source folder (build/, *.egg-info), so each xdist worker installs from
+    a copy of its own: two builds in one folder at once break each other."""
+    source = tmp_path_factory.mktemp("thirdparty-source") / "thirdparty_connector"
+    shutil.copytree(
+        ROOT / "tests" / "thirdparty_connector",
+        source,
+        ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"),
+    )
     target = tmp_path_factory.mktemp("thirdparty-site")
-    subprocess.run(
+    installed = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -193,11 +203,13 @@ def thirdparty_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--no-build-isolation",
             "--target",
             str(target),
-            str(ROOT / "tests" / "thirdparty_connector"),
+            str(source),
         ],
-        check=True,
         capture_output=True,
+        text=True,
     )
+    if installed.returncode != 0:
+        raise RuntimeError(f"pip could not install the third-party connector:\n{installed.stderr}")
     return target
 
 
