@@ -180,12 +180,13 @@ def test_a_tick_labels_every_page_task_it_publishes_for_flower(
     org_id, ids = scheduled_integrations(app_db, acme_server, 3, "every 15m")
     _due_now(app_db, org_id)
 
-    report = dispatch_due(app_db)
+    report = dispatch_due(app_db)  # (other tests' schedules may be due too: count ours)
 
     broker = redis.Redis.from_url(platform_env["PLUGS_BROKER_URL"])
     messages = [json.loads(m) for m in broker.lrange("syncs", 0, -1)]
     labels = [m["headers"]["kwargsrepr"] for m in messages if m["headers"]["task"] == "sync.page"]
-    assert report.started == 3 and len(labels) >= 3
+    assert report.started >= 3 and len(scheduled_runs(app_db, org_id)) == 3
+    assert len(labels) >= 3
     assert all(label.startswith("acme ") and len(label) > len("acme ") for label in labels)
 
 
@@ -197,9 +198,10 @@ def test_a_tick_of_many_batches_has_published_every_page_task_when_it_returns(
     org_id, _ = scheduled_integrations(app_db, acme_server, 55, "every 15m")
     _due_now(app_db, org_id)
 
-    report = dispatch_due(app_db, batch_size=20)
+    report = dispatch_due(app_db, batch_size=20)  # (others' may be due too: count ours)
 
-    assert (report.started, report.batches) == (55, 3)
+    assert report.started >= 55 and report.batches >= 3
+    assert len(scheduled_runs(app_db, org_id)) == 55
     with app_db.tenant(org_id) as session:
         rows = session.execute(
             select(OutboxMessage.id, OutboxMessage.published_at).where(
