@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import statistics
@@ -32,7 +31,13 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.environment import free_port, http_server, scratch_database, scratch_redis  # noqa: E402
+from bench.environment import (  # noqa: E402
+    free_port,
+    http_server,
+    scratch_database,
+    scratch_redis,
+    server_env,
+)  # noqa: E402
 
 #: Seeds the organization, its integration, ``runs`` finished runs and a key; prints the
 #: integration's id and the key (in a process of its own, with the benchmark's settings).
@@ -127,26 +132,13 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
-    from connectors.credentials import new_key_entry
-
     with (
         scratch_database() as database,
         scratch_redis() as redis_url,
         tempfile.TemporaryDirectory() as tmp,
     ):
         folder = Path(tmp)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PLUGS_")}
-        env.update(
-            PLUGS_DATABASE_URL=database["app_url"],
-            PLUGS_SYSTEM_DATABASE_URL=database["system_url"],
-            PLUGS_BROKER_URL=redis_url,
-            PLUGS_RESULT_BACKEND=redis_url,
-            PLUGS_REDIS_URL=redis_url,
-            PLUGS_SECRET_KEYS=new_key_entry(),
-            PLUGS_ALLOW_PRIVATE_URLS="true",
-            PLUGS_DATA_DIR=str(folder / "var"),
-            PLUGS_LOG_LEVEL="WARNING",
-        )
+        env = server_env(database, redis_url, folder / "var", PLUGS_ALLOW_PRIVATE_URLS="true")
         setup = subprocess.run(
             [sys.executable, "-c", SETUP, str(args.runs)],
             env=env, cwd=ROOT, capture_output=True, text=True,

@@ -52,6 +52,27 @@ def scratch_redis() -> Iterator[str]:
         release()
 
 
+def server_env(database: dict[str, str], redis_url: str, data_dir: Path, **extra: str) -> dict:
+    """The environment of our processes on the scratch services: this process's own without
+    its ``PLUGS_*`` settings, then the databases, Redis as broker, results and limits, a new
+    credential key, ``data_dir`` and ``extra``."""
+    from connectors.credentials import new_key_entry
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLUGS_")}
+    env.update(
+        PLUGS_DATABASE_URL=database["app_url"],
+        PLUGS_SYSTEM_DATABASE_URL=database["system_url"],
+        PLUGS_BROKER_URL=redis_url,
+        PLUGS_RESULT_BACKEND=redis_url,
+        PLUGS_REDIS_URL=redis_url,
+        PLUGS_SECRET_KEYS=new_key_entry(),
+        PLUGS_DATA_DIR=str(data_dir),
+        PLUGS_LOG_LEVEL="WARNING",
+        **extra,
+    )
+    return env
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 now."""
     with socket.socket() as probe:

@@ -34,7 +34,13 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.environment import free_port, http_server, scratch_database, scratch_redis  # noqa: E402
+from bench.environment import (  # noqa: E402
+    free_port,
+    http_server,
+    scratch_database,
+    scratch_redis,
+    server_env,
+)  # noqa: E402
 from simulators.hubspot.webhooks import delivery  # noqa: E402
 
 SECRET = "bench-client-secret"
@@ -194,25 +200,13 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
     worker_counts = [int(n) for n in args.workers.split(",")]
-    from connectors.credentials import new_key_entry
-
     with (
         scratch_database() as database,
         scratch_redis() as redis_url,
         tempfile.TemporaryDirectory() as tmp,
     ):
         folder = Path(tmp)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PLUGS_")}
-        env.update(
-            PLUGS_DATABASE_URL=database["app_url"],
-            PLUGS_SYSTEM_DATABASE_URL=database["system_url"],
-            PLUGS_BROKER_URL=redis_url,
-            PLUGS_RESULT_BACKEND=redis_url,
-            PLUGS_REDIS_URL=redis_url,
-            PLUGS_SECRET_KEYS=new_key_entry(),
-            PLUGS_DATA_DIR=str(folder / "var"),
-            PLUGS_LOG_LEVEL="WARNING",
-        )
+        env = server_env(database, redis_url, folder / "var")
         integration_id = _setup_integration(env)
         owner_url = database["owner_url"].replace("postgresql+psycopg://", "postgresql://")
         with psycopg.connect(owner_url, autocommit=True) as connection:
