@@ -46,7 +46,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -60,9 +60,8 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.environment import scratch_database, scratch_redis  # noqa: E402
 from connectors.hubspot.mapping import CONTACT_PROPERTIES, parse_time  # noqa: E402
-from connectors.testing import processes, services  # noqa: E402
+from connectors.testing import processes  # noqa: E402
 
 CONTACTS_PATH = "/crm/v3/objects/contacts"
 PAGE = 100  # HubSpot's largest list page
@@ -625,62 +624,33 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from connectors.credentials import new_key_entry
+    from bench.harness import platform  # it builds on this module's pieces
 
-    with ExitStack() as stack:
-        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="plugs-bench-")))
+    with tempfile.TemporaryDirectory(prefix="plugs-bench-dlt-") as dlt_folder:
         os.environ.update(
             {
                 "RUNTIME__DLTHUB_TELEMETRY": "false",  # dlt sends nothing anywhere
-                "DLT_DATA_DIR": str(folder / "dlt-data"),
+                "DLT_DATA_DIR": str(Path(dlt_folder) / "dlt-data"),
                 "RUNTIME__LOG_LEVEL": "ERROR",
             }
         )
-        seeding = time.perf_counter()
-        vendor = stack.enter_context(simulator(args.contacts, folder))
-        print(
-            f"simulator: {args.contacts:,} contacts at {vendor.url} "
-            f"(own process, no rate limits, seeded in {time.perf_counter() - seeding:.1f} s)",
-            flush=True,
-        )
-        database = stack.enter_context(scratch_database())
-        broker = stack.enter_context(scratch_redis())
-        env = {
-            "PLUGS_DATABASE_URL": database["app_url"],
-            "PLUGS_SYSTEM_DATABASE_URL": database["system_url"],
-            "PLUGS_MIGRATION_DATABASE_URL": database["owner_url"],
-            "PLUGS_BROKER_URL": broker,
-            "PLUGS_RESULT_BACKEND": broker,
-            "PLUGS_REDIS_URL": broker,
-            "PLUGS_SECRET_KEYS": new_key_entry(),
-            "PLUGS_ALLOW_PRIVATE_URLS": "true",
-            "PLUGS_DATA_DIR": str(folder / "var"),
-        }
-        os.environ.update(env)
-        services.reload_settings()
-        stack.callback(_dispose_database)
-        running = stack.enter_context(worker(env, folder, args.concurrency))
-        ours = Ours(database["owner_url"], folder, args.timeout, running)
-        rates = full_loads(args, vendor, database, ours)
-        plain, peer, our = (statistics.median(rates[k]) for k in ("plain", "dlt", "ours"))
-        print(f"contacts                        : {args.contacts:,} (median of {args.repeat})")
-        print(f"plain loop (the limit)          : {plain:,.0f} records/s")
-        print(f"dlt rest_api merge (the peer)   : {peer:,.0f} records/s")
-        print(f"ours (worker -c {args.concurrency}, app role)    : {our:,.0f} records/s")
-        print(f"ratio ours / dlt                : {our / peer:.3f} (goal >= 1.0)")
-        print(f"ratio ours / plain              : {our / plain:.3f} (goal >= 0.6)")
-        if args.incremental:
-            incremental(args, vendor, database, ours)
+        with platform(args.contacts, args.concurrency, args.timeout) as ready:
+            vendor, ours = ready.vendor, ready.ours
+            database = {"owner_url": ready.owner_url}
+            rates = full_loads(args, vendor, database, ours)
+            plain, peer, our = (statistics.median(rates[k]) for k in ("plain", "dlt", "ours"))
+            print(f"contacts                        : {args.contacts:,} (median of {args.repeat})")
+            print(f"plain loop (the limit)          : {plain:,.0f} records/s")
+            print(f"dlt rest_api merge (the peer)   : {peer:,.0f} records/s")
+            print(f"ours (worker -c {args.concurrency}, app role)    : {our:,.0f} records/s")
+            print(f"ratio ours / dlt                : {our / peer:.3f} (goal >= 1.0)")
+            print(f"ratio ours / plain              : {our / plain:.3f} (goal >= 0.6)")
+            if args.incremental:
+                incremental(args, vendor, database, ours)
+    running = ours.worker
     for pid, kib in sorted(running.watch.peaks.items()):
         role = "main" if pid == running.process.pid else "pool"
         print(f"peak RSS of worker pid {pid:<7} ({role}): {kib / 1024:,.0f} MB")
-
-
-def _dispose_database() -> None:
-    from models.session import get_database
-
-    if get_database.cache_info().currsize:
-        get_database().dispose()
 
 
 def _interrupt(signum: int, frame: object) -> None:
