@@ -28,7 +28,9 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Final, NamedTuple, Protocol
 
 import redis
+from redis.backoff import ExponentialBackoff
 from redis.commands.core import Script
+from redis.retry import Retry
 
 from core.errors import RateLimitedError, RetryableError
 
@@ -363,9 +365,23 @@ class RedisRateLimiter(PollingLimiter):
 _PROCESS_LIMITER: Final = InProcessRateLimiter()
 
 
+#: Seconds a Redis call of the limiter may wait for a connection or an answer: a Redis
+#: that went silent is then a RetryableError (the page runs again later), not a page task
+#: that hangs while its lease thread keeps renewing it.
+REDIS_TIMEOUT_SECONDS: Final = 3.0
+
+
 @lru_cache(maxsize=4)
 def _redis_limiter(url: str) -> RedisRateLimiter:
-    return RedisRateLimiter(redis.Redis.from_url(url))
+    client = redis.Redis.from_url(
+        url,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        health_check_interval=30,
+        # one retry (a connection Redis closed while idle), not redis-py's ten
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1),
+    )
+    return RedisRateLimiter(client)
 
 
 def limiter_from_settings(settings: Settings) -> RateLimiter:

@@ -21,6 +21,7 @@ from redis.retry import Retry
 
 from connectors.ratelimit import (
     MAILCHIMP_CONNECTIONS,
+    REDIS_TIMEOUT_SECONDS,
     Concurrency,
     InProcessRateLimiter,
     Limit,
@@ -29,6 +30,8 @@ from connectors.ratelimit import (
     limiter_from_settings,
 )
 from core.errors import RateLimitedError, RetryableError
+from core.settings import Settings
+from tests.webhooks.proxy import proxy_to
 
 KEY = "vendor:account-1"
 
@@ -228,6 +231,23 @@ def test_an_unreachable_redis_is_a_retryable_error():
     unreachable = redis.Redis(port=1, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
     with unreachable, pytest.raises(RetryableError, match="rate limiter is unavailable"):
         RedisRateLimiter(unreachable).acquire(KEY, Limit(1, 1.0), max_wait=0)
+
+
+def test_a_silent_redis_is_a_retryable_error_within_seconds(redis_url: str) -> None:
+    """A Redis that stops answering (packets dropped, no reset) fails the call in about two
+    of the limiter's timeouts, rather than hanging the page task that asked."""
+    address = redis.connection.parse_url(redis_url)
+    with proxy_to(address.get("host", "127.0.0.1"), int(address.get("port", 6379))) as proxy:
+        url = f"redis://127.0.0.1:{proxy.port}/{address.get('db', 0)}"
+        limiter = limiter_from_settings(Settings(redis_url=url))
+        limiter.acquire(KEY, Limit(100, 1.0), max_wait=0)  # connected and answering
+        proxy.blackhole()
+        started = time.monotonic()
+        with pytest.raises(RetryableError, match="rate limiter is unavailable"):
+            limiter.acquire(KEY, Limit(100, 1.0), max_wait=0)
+        waited = time.monotonic() - started
+        proxy.restore()
+    assert REDIS_TIMEOUT_SECONDS <= waited < 3 * REDIS_TIMEOUT_SECONDS + 1
 
 
 # --- concurrency -----------------------------------------------------------------------------
