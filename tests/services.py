@@ -31,7 +31,7 @@ def reset_celery_app() -> None:
         app = sys.modules["workers.app"].app
         app.config_from_object("celeryconfig", force=True)
         app.pool.force_close_all() if app.pool else None
-        app.__dict__.pop("pool", None)
+        app._pool = None  # Celery's ``pool`` property makes a new one when this is None
         app.amqp._producer_pool = None  # it holds the connection pool just closed
         from kombu import pools
 

@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -42,7 +42,9 @@ from connectors.testing.processes import WorkerProcess, die_with_parent, environ
 from core.settings import Settings
 from models import Contact, WebhookDelivery
 from models.accounts import create_organization
+from models.integrations import IntegrationLog
 from models.session import Database
+from models.sync_state import SyncStreamRun
 from tests import services
 from tests.connectors.harness import Vendor, hubspot, wait_for_run
 from tests.operations.conftest import settings_env
@@ -78,6 +80,28 @@ def _wait(condition: Callable[[], Any], timeout: float, what: str, *logs: Worker
             raise AssertionError(f"{what}: not within {timeout:g} s\n{tails}")
         time.sleep(0.05)
     return time.monotonic() - started
+
+
+def _wait_for_run(
+    vendor: Vendor, run_id: uuid.UUID, timeout: float, *logs: WorkerProcess
+) -> IntegrationLog:
+    """The run once it has ended; after ``timeout``, fails with where its streams stood
+    and the ends of the logs of ``logs``."""
+    try:
+        return wait_for_run(vendor.db, vendor.org_id, run_id, timeout=timeout)
+    except AssertionError as exc:
+        with vendor.db.tenant(vendor.org_id) as session:
+            streams = session.scalars(
+                select(SyncStreamRun).where(SyncStreamRun.run_id == run_id)
+            ).all()
+            state = "\n".join(
+                f"stream {row.stream}: {row.status}, {row.pages_done} pages, attempts "
+                f"{row.attempts}, updated {row.updated_at}, resume_at {row.resume_at}, "
+                f"last error {row.last_error!r}"
+                for row in streams
+            )
+        tails = "\n".join(handle.output()[-4000:] for handle in logs)
+        raise AssertionError(f"{exc} (now {datetime.now(UTC)})\n{state}\n{tails}") from exc
 
 
 # --- a Redis server of the test's own --------------------------------------------------------
@@ -584,7 +608,7 @@ def test_a_sync_cut_from_its_database_mid_run_completes_exactly_once(
                 ).fetchone() or (None,)
                 proxy.restore()
                 back_at = time.monotonic()
-                run = wait_for_run(vendor.db, vendor.org_id, run_id, timeout=120)
+                run = _wait_for_run(vendor, run_id, 120, worker, beat)
                 finished = time.monotonic() - back_at
                 stored = vendor.count(Contact)
                 audited = vendor.audit_rows() - audit_before
