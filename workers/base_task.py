@@ -9,6 +9,10 @@ return a small JSON-able summary.  This class holds what they share:
   with its ``retry_after`` (capped well below the visibility timeout; a longer wait is the
   caller's to park in the database), a :class:`PlugsError` is final and logged as one
   readable line, anything else is a bug and is logged with its traceback;
+* a database that went away, stopped answering, timed out a statement or broke a deadlock
+  (SQLAlchemy's ``OperationalError``) is retried soon (1, 2, 4... seconds): every task is
+  idempotent, and waiting for the sweepers (a lapsed lease, an unpublished outbox row)
+  would add their period to the recovery;
 * log context (task name and id) on every record the task writes.
 """
 
@@ -18,11 +22,15 @@ import logging
 from typing import Any
 
 from celery import Task
+from sqlalchemy.exc import OperationalError
 
 from core.errors import PlugsError, RetryableError
 from core.settings import get_settings
 
 log = logging.getLogger(__name__)
+
+#: Seconds before the first retry of a task the database failed; doubles each time.
+DATABASE_RETRY_BASE = 1.0
 
 
 class PlugsTask(Task):
@@ -40,6 +48,15 @@ class PlugsTask(Task):
             return super().__call__(*args, **kwargs)
         except RetryableError as exc:
             raise self.retry(exc=exc, countdown=self.retry_countdown(exc.retry_after)) from exc
+        except OperationalError as exc:
+            countdown = DATABASE_RETRY_BASE * 2 ** (self.request.retries or 0)
+            log.warning(
+                "task %s: the database failed (%s); retrying in %.0f s",
+                self.name,
+                type(exc.orig or exc).__name__,
+                countdown,
+            )
+            raise self.retry(exc=exc, countdown=countdown) from exc
 
     def retry_countdown(self, retry_after: float | None) -> float:
         """Seconds until the next try: the vendor's wish or exponential backoff, capped."""
