@@ -4,7 +4,8 @@ A row is "changed here" when the hash of the columns the pull mapping owns diffe
 the hash stored when it was last synced (either way) -- so a change that came from the
 vendor is never pushed back.  After a push the pushed records are read back through the
 pull stream and stored like a pull, so the vendor's copy of our own change does not come
-back as a new change either (echo suppression).
+back as a new change either (echo suppression).  A stored hash of the earlier form is
+compared in that form (:func:`connectors.upsert.same_content`).
 
 An export stream narrows what it looks at with ``where`` (rows outside it are not counted),
 may ask for soft-deleted rows that were synced before (``include_deleted``: the push
@@ -22,7 +23,7 @@ from sqlalchemy import select
 
 from connectors.base import Connector, ExportStream, PushResult, Stream
 from connectors.http import VendorClient
-from connectors.upsert import PageOutcome, apply_page, local_hash
+from connectors.upsert import PageOutcome, apply_page, local_hash, local_values, same_content
 from core.errors import SkippableRecordError
 from models.base import Base, utcnow
 from models.session import PlugsSession
@@ -70,7 +71,7 @@ def changed_rows(
         last = str(row.id)
         if getattr(row, "is_deleted", False) and row.id not in hashes:
             continue  # deleted before it was ever synced: nothing to delete at the vendor
-        if hashes.get(row.id) != local_hash(row, list(stream.columns)):
+        if not same_content(hashes.get(row.id), *local_values(row, list(stream.columns))):
             rows.append(row)
             if len(rows) == stream.batch_size:
                 break

@@ -203,6 +203,31 @@ def insert_audit_rows(
     ]
 
 
+@dataclass(frozen=True)
+class AuditFields:
+    """What the ``create`` audit rows of one bulk insert share, for a caller that makes
+    those rows in the database from the inserted rows themselves (their values are the
+    row's non-null columns, as :func:`insert_audit_rows` has them; ``action`` "create")."""
+
+    user_id: Any
+    metadata: dict[str, Any]
+    #: columns recorded as changed but never with their values (the caller must then
+    #: build the rows with :func:`insert_audit_rows`, or redact them itself)
+    redacted: frozenset[str]
+
+
+def insert_audit_fields(session: Session, model: type[Base]) -> AuditFields | None:
+    """:class:`AuditFields` of the rows :func:`insert_audit_rows` would write for a bulk
+    insert into ``model``, or None when it writes none (the model is not audited)."""
+    if not _audited(model, _actor.get()):
+        return None
+    return AuditFields(
+        session.info.get("user_id"),
+        _metadata(),
+        frozenset(getattr(model, "__audit_redacted__", ())),
+    )
+
+
 def update_audit_rows(
     session: Session,
     model: type[Base],

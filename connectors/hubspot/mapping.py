@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -78,8 +79,15 @@ def parse_time(value: Any) -> datetime | None:
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
+#: The form of a cursor, which HubSpot's own dates already have.
+_CURSOR_SHAPE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", re.ASCII)
+
+
 def cursor_text(value: Any) -> str | None:
     """A date value as a sortable cursor string (ISO-8601 UTC with milliseconds)."""
+    if type(value) is str and _CURSOR_SHAPE.fullmatch(value):  # already that form
+        datetime.fromisoformat(value)  # an impossible date is refused as parse_time does
+        return value
     moment = parse_time(value)
     return (
         None
@@ -89,7 +97,9 @@ def cursor_text(value: Any) -> str | None:
 
 
 def _clean(value: Any) -> str | None:
-    return None if value in (None, "") else str(value).strip() or None
+    if type(value) is str:
+        return value.strip() or None
+    return None if value is None else str(value).strip() or None
 
 
 def map_contact(record: JSONDict) -> MappedRecord:
