@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from models import Contact, WebhookDelivery
+from models import Contact, Integration, WebhookDelivery
 from models.session import Database
 from runs import inbox
 from tests.webhooks.conftest import Hooked
@@ -75,3 +75,25 @@ def test_a_removed_integration_gets_404_and_its_waiting_deliveries_give_up(
     assert inbox.process(app_db, hooked.vendor.org_id, waiting.id).state == "failed"
     [failed] = _deliveries(app_db, hooked)
     assert failed.status == "failed" and failed.last_error == "the integration was deleted"
+
+
+def test_a_removal_is_refused_within_the_cache_time_while_deliveries_keep_coming(
+    hooked: Hooked, app_db: Database
+) -> None:
+    """The receiver's lookup is refreshed ahead of its expiry while requests keep coming
+    (no forget_cached() here): still, nothing is accepted longer than CACHE_SECONDS after
+    the integration is removed."""
+    [contact_id] = hooked.sim.add_contacts(1)
+    event = hooked.sim.contact_event("propertyChange", contact_id)
+    assert hooked.post([event]).status_code == 200  # looked up and cached now
+    with app_db.tenant(hooked.vendor.org_id) as session:
+        session.get_one(Integration, hooked.vendor.integration_id).soft_delete()
+    removed = time.monotonic()
+    answers: list[tuple[float, int]] = []
+    while time.monotonic() - removed < webhooks.CACHE_SECONDS + 1.5:
+        status = hooked.post([event]).status_code
+        answers.append((time.monotonic() - removed, status))
+        time.sleep(0.1)
+    refused = [at for at, status in answers if status == 404]
+    assert refused and refused[0] <= webhooks.CACHE_SECONDS + 0.5, answers
+    assert all(status == 404 for at, status in answers if at >= refused[0]), answers

@@ -1,5 +1,6 @@
 """The HTTP app: ``create_app()`` assembles the webhook receiver, the in-app feed, health
-checks, metrics and the JSON API (``/api/v1``) into one Starlette application, served by
+checks, metrics and the JSON API (``/api/v1``) into one Starlette application (the webhook
+receiver's route taken ahead of it: ``webhooks.ReceiverFirst``), served by
 uvicorn (``plugs webhooks``).
 """
 
@@ -21,7 +22,7 @@ from workers.console.app import create_console
 from workers.http import feed, health, metrics, webhooks
 
 
-def serve() -> Starlette:
+def serve() -> webhooks.ReceiverFirst:
     """The app as `plugs webhooks` serves it (uvicorn's factory, in each server process):
     short waits on the database, so a silent database gets a 503 in seconds, not a hang.
 
@@ -34,7 +35,7 @@ def serve() -> Starlette:
     return app
 
 
-def create_app() -> Starlette:
+def create_app() -> webhooks.ReceiverFirst:
     # Like the worker and beat: without usable credential keys, one line and no start.
     refuse_without_usable_keys("the HTTP app")
     routes: list[BaseRoute] = [
@@ -48,4 +49,4 @@ def create_app() -> Starlette:
         # the JSON API (workers/api): OpenAPI at /api/v1/openapi.json, docs at /api/v1/docs
         Mount(API_PREFIX, app=create_api()),
     ]
-    return Starlette(routes=routes)
+    return webhooks.ReceiverFirst(Starlette(routes=routes))  # the hot route first

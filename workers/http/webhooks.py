@@ -22,28 +22,31 @@ Order of work for every request (docs/architecture.md#the-life-of-a-webhook-deli
    a lost message is re-enqueued by the inbox sweeper: the stored row is the record, the
    broker only a transport).
 
-Nothing here calls a vendor.  Steps 4 to 7 run in the thread pool, at most as many at once
-as the process has pooled database connections (``PLUGS_DATABASE_POOL_SIZE``): more threads
-would only wait there for a connection, or open one that is closed again when returned.
+Nothing here calls a vendor.  Steps 4 to 7 run in threads of their own, as many as the
+process has pooled database connections (``PLUGS_DATABASE_POOL_SIZE``): more threads would
+only wait there for a connection, or open one that is closed again when returned.  The route
+is served ahead of the rest of the app (:class:`ReceiverFirst`), and the integration lookup
+is cached for :data:`CACHE_SECONDS`, refreshed in the background shortly before it expires.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import uuid
-import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from threading import Lock
 
-import anyio
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from connectors import loading
 from connectors.base import Connector, WebhookRequest
@@ -76,46 +79,96 @@ class _Known:
 
 _cache: dict[tuple[str, str], _Known] = {}
 _cache_lock = Lock()
-#: Per event loop (tests run several): the threads that may do steps 4 to 7 at once.
-_store_threads: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
-    weakref.WeakKeyDictionary()
-)
+#: One lookup of a key at a time: the others wait for its answer, not do it again.
+_lookup_locks: dict[tuple[str, str], Lock] = {}
+#: Bumped by forget_cached(): a lookup begun before is not cached.
+_generation = [0]
+#: Keys whose lookup is refreshed ahead of its expiry right now.
+_refreshing: set[tuple[str, str]] = set()
+#: A cached lookup this close to its expiry is looked up again in the background by the
+#: next request, which still uses the one in hand: requests never all miss the cache at
+#: once, and no answer rests on a lookup older than CACHE_SECONDS.
+REFRESH_AHEAD = 1.0
+#: The threads that do steps 4 to 7, as many as the process has pooled connections: a
+#: plain executor (a request waits in its queue), lighter per request than anyio's threads.
+_store_pool: list[ThreadPoolExecutor] = []
 
 
-def _store_limiter() -> anyio.CapacityLimiter:
-    loop = asyncio.get_running_loop()
-    limiter = _store_threads.get(loop)
-    if limiter is None:
-        limiter = anyio.CapacityLimiter(get_settings().database_pool_size)
-        _store_threads[loop] = limiter
-    return limiter
+def _store_threads() -> ThreadPoolExecutor:
+    if not _store_pool:
+        with _cache_lock:
+            if not _store_pool:
+                workers = get_settings().database_pool_size
+                _store_pool.append(ThreadPoolExecutor(workers, thread_name_prefix="webhook"))
+    return _store_pool[0]
 
 
-def _fresh(provider: str, integration_id: str) -> _Known | None:
-    known = _cache.get((provider, integration_id))
+def _fresh(key: tuple[str, str]) -> _Known | None:
+    known = _cache.get(key)
     return known if known is not None and known.expires >= time.monotonic() else None
 
 
 def _cached(provider: str, integration_id: str) -> Connector | None:
-    """The connector when a fresh lookup of it is cached (no thread needed), else None."""
-    known = _fresh(provider, integration_id)
-    return known.connector if known is not None else None
+    """The connector when a fresh lookup of it is cached (no thread needed), else None.
+    Starts the background refresh of a lookup about to expire."""
+    key = (provider, integration_id)
+    known = _fresh(key)
+    if known is None:
+        return None
+    if known.expires - time.monotonic() < REFRESH_AHEAD and key not in _refreshing:
+        with _cache_lock:
+            if key in _refreshing:
+                return known.connector
+            _refreshing.add(key)
+        threading.Thread(target=_refresh, args=(key,), name="webhook-lookup", daemon=True).start()
+    return known.connector
+
+
+def _refresh(key: tuple[str, str]) -> None:
+    """Look ``key`` up again before its cached lookup expires (in a thread of its own)."""
+    started, generation = time.monotonic(), _generation[0]
+    try:
+        _remember(key, _lookup(*key), started, generation)
+    except Exception as exc:  # noqa: BLE001 - the request at expiry looks up and answers
+        reason = _reason(exc) if isinstance(exc, SQLAlchemyError) else type(exc).__name__
+        log.warning("webhook receiver: could not refresh integration %s: %s", key[1], reason)
+    finally:
+        with _cache_lock:
+            _refreshing.discard(key)
+
+
+def _remember(
+    key: tuple[str, str], found: Connector | None, started: float, generation: int
+) -> _Known:
+    """Cache a lookup begun at ``started``, unless the cache was emptied since."""
+    known = _Known(found, started + CACHE_SECONDS)
+    with _cache_lock:
+        if generation != _generation[0]:
+            return known
+        if len(_cache) > 10_000:
+            _cache.clear()
+            _lookup_locks.clear()
+        _cache[key] = known
+    return known
 
 
 def _connector(provider: str, integration_id: str) -> Connector:
     """The integration's connector (cached briefly), or 404 for anything not receivable."""
-    known = _fresh(provider, integration_id)
+    key = (provider, integration_id)
+    known = _fresh(key)
     if known is None:
-        try:
-            found = _lookup(provider, integration_id)
-        except PlatformConfigError as exc:  # not cached: fixing the keys takes effect at once
-            log.error("integration %s cannot receive webhooks: %s", integration_id, exc)
-            raise _Refused(503, "unavailable, retry later", "our_configuration") from None
-        known = _Known(found, time.monotonic() + CACHE_SECONDS)
         with _cache_lock:
-            if len(_cache) > 10_000:
-                _cache.clear()
-            _cache[(provider, integration_id)] = known
+            lock = _lookup_locks.setdefault(key, Lock())
+        with lock:  # the requests that missed together wait for one lookup
+            known = _fresh(key)
+            if known is None:
+                started, generation = time.monotonic(), _generation[0]
+                try:
+                    found = _lookup(provider, integration_id)
+                except PlatformConfigError as exc:  # not cached: fixed keys take effect at once
+                    log.error("integration %s cannot receive webhooks: %s", integration_id, exc)
+                    raise _Refused(503, "unavailable, retry later", "our_configuration") from None
+                known = _remember(key, found, started, generation)
     if known.connector is None:
         raise _Refused(404, "not found", "unknown_integration")
     return known.connector
@@ -143,7 +196,9 @@ def _lookup(provider: str, integration_id: str) -> Connector | None:
 def forget_cached() -> None:
     """Drop looked-up integrations (tests and credential changes)."""
     with _cache_lock:
+        _generation[0] += 1
         _cache.clear()
+        _lookup_locks.clear()
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -225,8 +280,13 @@ def _reason(exc: SQLAlchemyError) -> str:
 
 
 async def receive(request: Request) -> Response:
+    """The route's endpoint (what :class:`ReceiverFirst` does not take first)."""
     provider = str(request.path_params["provider"])
     integration_id = str(request.path_params["integration_id"])
+    return await _answer(request, provider, integration_id)
+
+
+async def _answer(request: Request, provider: str, integration_id: str) -> Response:
     received_at = time.time()
     label = provider if len(provider) <= 32 and provider.isidentifier() else "unknown"
     try:
@@ -241,8 +301,8 @@ async def receive(request: Request) -> Response:
         _refuse_repeated(connector, request)
         body = await _read_body(request, min(limit, connector.webhook_max_bytes))
         vendor_request = _webhook_request(request, body, received_at)
-        response, stored = await anyio.to_thread.run_sync(
-            _receive, connector, vendor_request, limiter=_store_limiter()
+        response, stored = await asyncio.get_running_loop().run_in_executor(
+            _store_threads(), _receive, connector, vendor_request
         )
     except _Refused as refused:
         WEBHOOK_DELIVERIES.labels(label, "rejected", refused.metric).inc()
@@ -256,6 +316,32 @@ async def receive(request: Request) -> Response:
     return response
 
 
+class ReceiverFirst:
+    """The HTTP app with the receiver's route taken first, as a plain ASGI endpoint: a
+    GET or POST to ``/webhooks/{provider}/{integration_id}`` goes straight to the receiver,
+    without the app's middleware and router layers; anything else, other methods on that
+    path included, goes to ``app``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path.startswith(PREFIX) and not scope.get("root_path"):
+            provider, _, integration_id = path[len(PREFIX) :].partition("/")
+            if (
+                provider
+                and integration_id
+                and "/" not in integration_id
+                and scope["method"] in ("GET", "POST")
+            ):
+                response = await _answer(Request(scope, receive), provider, integration_id)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+PREFIX = "/webhooks/"
 routes = [
     Route(
         "/webhooks/{provider}/{integration_id}",
@@ -264,4 +350,4 @@ routes = [
     )
 ]
 
-__all__ = ["forget_cached", "receive", "routes"]
+__all__ = ["ReceiverFirst", "forget_cached", "receive", "routes"]
