@@ -23,11 +23,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import event, or_, select, update
+from sqlalchemy import event, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from models.base import utcnow
 from models.bulk import bulk_insert
+from models.ids import uuid4s
 from models.session import Database, PlugsSession
 from models.sync_state import OutboxMessage
 
@@ -73,28 +74,45 @@ def enqueue_many(
     published after the commit like :func:`enqueue`'s (any session)."""
     if not messages:
         return
-    now = utcnow()
-    rows = [
-        OutboxMessage(id=uuid.uuid4(), organization_id=org, task_name=task_name, args=list(args))
-        for org, args in messages
+    prepared = new_messages(task_name, messages)
+    bulk_insert(session, OutboxMessage.__table__, table_rows(prepared))
+    after_insert(session, prepared)
+
+
+def new_messages(task_name: str, messages: Sequence[tuple[uuid.UUID, list[str]]]) -> list[Message]:
+    """:func:`enqueue_many`'s messages, not written yet: for a caller that writes their
+    :func:`table_rows` in a statement of its own (with other tables' rows), then calls
+    :func:`after_insert`."""
+    ids = uuid4s(len(messages))
+    return [
+        Message(i, task_name, list(args), None, None, org)
+        for i, (org, args) in zip(ids, messages, strict=True)
     ]
-    bulk_insert(
-        session,
-        OutboxMessage.__table__,
-        [
-            {
-                "id": m.id,
-                "organization_id": m.organization_id,
-                "task_name": task_name,
-                "args": m.args,
-                "publish_attempts": 0,
-                "created_at": now,
-            }
-            for m in rows
-        ],
-    )
-    _describe_all(session, rows)
-    session.info.setdefault(_PENDING, []).extend(rows)
+
+
+def table_rows(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """The ``outbox`` rows of :func:`new_messages`."""
+    now = utcnow()
+    return [
+        {
+            "id": m.id,
+            "organization_id": m.organization_id,
+            "task_name": m.task_name,
+            "args": m.args,
+            "publish_attempts": 0,
+            "created_at": now,
+        }
+        for m in messages
+    ]
+
+
+def after_insert(session: PlugsSession, messages: Sequence[Message]) -> None:
+    """Label ``messages``, whose rows this session's transaction has written, and publish
+    them once it commits."""
+    if not messages:
+        return
+    _describe_all(session, messages)
+    session.info.setdefault(_PENDING, []).extend(messages)
 
 
 _PENDING = "outbox_pending"
@@ -123,9 +141,9 @@ def describe_many_with(
     _MANY_DESCRIBERS[task_name] = many
 
 
-def _describe_all(session: PlugsSession, messages: Sequence[OutboxMessage]) -> None:
+def _describe_all(session: PlugsSession, messages: Sequence[Outgoing]) -> None:
     """:func:`_describe` each message, through the task's ``many`` describer if it has one."""
-    by_task: dict[str, list[OutboxMessage]] = {}
+    by_task: dict[str, list[Outgoing]] = {}
     for message in messages:
         by_task.setdefault(message.task_name, []).append(message)
     for task_name, group in by_task.items():
@@ -141,10 +159,17 @@ def _describe_all(session: PlugsSession, messages: Sequence[OutboxMessage]) -> N
             continue
         for message, label in zip(group, labels, strict=False):
             if label:
-                setattr(message, _LABEL, label[:LABEL_LENGTH])
+                _set_label(message, label)
 
 
-def _describe(session: PlugsSession, message: OutboxMessage) -> None:
+def _set_label(message: Outgoing, label: str) -> None:
+    if isinstance(message, Message):
+        message.label = label[:LABEL_LENGTH]
+    else:
+        setattr(message, _LABEL, label[:LABEL_LENGTH])
+
+
+def _describe(session: PlugsSession, message: Outgoing) -> None:
     describer = _DESCRIBERS.get(message.task_name)
     if describer is None:
         return
@@ -154,7 +179,7 @@ def _describe(session: PlugsSession, message: OutboxMessage) -> None:
         log.warning("could not label a %s message", message.task_name, exc_info=True)
         return
     if label:
-        setattr(message, _LABEL, label[:LABEL_LENGTH])
+        _set_label(message, label)
 
 
 def _publish_committed(session: Session) -> None:
@@ -170,7 +195,7 @@ def _publish_committed(session: Session) -> None:
     if background is None:
         _publish_logged(db, org, messages)
     else:  # plain copies: the session's objects stay in this thread
-        background.submit(_publish_logged, db, org, [_Outgoing.of(m) for m in messages])
+        background.submit(_publish_logged, db, org, [Message.of(m) for m in messages])
 
 
 def _publish_logged(db: Database, org: uuid.UUID | None, messages: Sequence[Outgoing]) -> None:
@@ -185,23 +210,27 @@ def _publish_logged(db: Database, org: uuid.UUID | None, messages: Sequence[Outg
         )
 
 
-@dataclass(frozen=True)
-class _Outgoing:
-    """What publishing needs of a committed outbox row, detached from its session."""
+@dataclass(slots=True)
+class Message:
+    """What publishing needs of an outbox row, detached from any session (many of them
+    cost far less than as many ORM objects)."""
 
     id: uuid.UUID
     task_name: str
     args: list[Any]
     available_at: datetime | None
     label: str | None
+    organization_id: uuid.UUID | None = None
 
     @classmethod
-    def of(cls, message: OutboxMessage) -> _Outgoing:
+    def of(cls, message: Outgoing) -> Message:
+        if isinstance(message, Message):
+            return message
         label = getattr(message, _LABEL, None)
         return cls(message.id, message.task_name, list(message.args), message.available_at, label)
 
 
-Outgoing = OutboxMessage | _Outgoing
+Outgoing = OutboxMessage | Message
 _BACKGROUND = threading.local()
 SWITCH_INTERVAL = 0.0005
 
@@ -234,7 +263,12 @@ def publishing_in_background() -> Iterator[None]:
 def _forget_rolled_back(session: Session, previous: Any = None) -> None:
     if previous is not None and previous.nested:
         # A savepoint rolled back: its rows left the session; the others still commit.
-        kept = [m for m in session.info.get(_PENDING, []) if m in session]
+        # (the ones written in bulk are not in the session: the sweeper publishes them)
+        kept = [
+            m
+            for m in session.info.get(_PENDING, [])
+            if isinstance(m, OutboxMessage) and m in session
+        ]
         session.info[_PENDING] = kept
         return
     session.info.pop(_PENDING, None)
@@ -335,30 +369,111 @@ def _send(messages: Sequence[Outgoing]) -> list[uuid.UUID]:
     if app is None:
         raise RuntimeError("no Celery app to publish with: workers.app installs one")
     sent = []
-    quiet = {"event_dispatcher": _NoSentEvents()} if len(messages) > ANNOUNCE_AT_MOST else {}
+    bulk = len(messages) > ANNOUNCE_AT_MOST
+    quiet = {"event_dispatcher": _NoSentEvents()} if bulk else {}
     # One connection, and on Redis one pipeline per 500 messages (kombu's publish batch).
     with app.producer_or_acquire() as producer, producer.batch(500):
+        plain = _PlainSender(app, producer) if bulk else None
         for message in messages:
-            app.send_task(
-                message.task_name,
-                args=list(message.args),
-                task_id=str(message.id),
-                producer=producer,
-                eta=message.available_at,
-                kwargsrepr=message.label
-                if isinstance(message, _Outgoing)
-                else getattr(message, _LABEL, None),
-                # not a child of the task that published it: a tick publishing thousands
-                # would carry them all in its request and its stored result
-                add_to_parent=False,
-                **quiet,
+            args = list(message.args)
+            label = (
+                message.label if isinstance(message, Message) else getattr(message, _LABEL, None)
             )
+            # ids only: their repr is what Celery's saferepr would make, at less cost
+            argsrepr = repr(args) if all(type(a) is str for a in args) else None
+            if plain is None or message.available_at is not None or argsrepr is None:
+                app.send_task(
+                    message.task_name,
+                    args=args,
+                    argsrepr=argsrepr,
+                    task_id=str(message.id),
+                    producer=producer,
+                    eta=message.available_at,
+                    kwargsrepr=label,
+                    # not a child of the task that published it: a tick publishing thousands
+                    # would carry them all in its request and its stored result
+                    add_to_parent=False,
+                    **quiet,
+                )
+            else:
+                plain.send(message.task_name, str(message.id), args, argsrepr, label)
             sent.append(message.id)
     return sent
 
 
+class _PlainSender:
+    """Publishes many plain messages (no ETA) of a few task names: what
+    :meth:`Celery.send_task` does for each, with the per-name part (the task's own
+    options, the route) done once per name, and without the result object and the
+    subscription to its result that send_task sets up (nobody waits for an outbox task's
+    result).  The message is Celery's own (``create_task_message``), published by
+    Celery's own sender (its signals, its retry policy), with no ``task-sent`` event."""
+
+    def __init__(self, app: Celery, producer: Any) -> None:
+        self.app, self.producer = app, producer
+        self.routes: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        parent = app.current_worker_task
+        self.parent_id = parent.request.id if parent else None
+        self.root_id = (parent.request.root_id or parent.request.id) if parent else None
+
+    def _route(self, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        known = self.routes.get(name)
+        if known is not None:
+            return known
+        # the registry itself, as send_task reads it (``app.tasks`` would finalize the app)
+        task = self.app._tasks.get(name)
+        options: dict[str, Any] = {}
+        if task is not None:
+            options = {k: v for k, v in task._get_exec_options().items() if v is not None}
+        header = {
+            "time_limit": options.pop("time_limit", None),
+            "soft_time_limit": options.pop("soft_time_limit", None),
+            "ignore_result": options.pop("ignore_result", None),
+        }
+        options.pop("expires", None)  # the outbox sets none: rows are published late at times
+        options = self.app.amqp.router.route(options, name, None, None, task)
+        options.update(event_dispatcher=_NoSentEvents())
+        self.routes[name] = (header, options)
+        return header, options
+
+    def send(
+        self, name: str, task_id: str, args: list[Any], argsrepr: str, label: str | None
+    ) -> None:
+        header, options = self._route(name)
+        amqp = self.app.amqp
+        message = amqp.create_task_message(
+            task_id,
+            name,
+            args,
+            None,
+            reply_to=self.app.thread_oid,
+            time_limit=header["time_limit"],
+            soft_time_limit=header["soft_time_limit"],
+            create_sent_event=False,
+            root_id=self.root_id,
+            parent_id=self.parent_id,
+            ignore_result=header["ignore_result"],
+            argsrepr=argsrepr,
+            kwargsrepr=label,
+            **options,
+        )
+        amqp.send_task_message(
+            self.producer, name, message, argsrepr=argsrepr, kwargsrepr=label, **options
+        )
+
+
+#: One array parameter, not one parameter per id (a statement with 500 parameters costs
+#: more to prepare on the client than to run).
+_MARK_PUBLISHED_SQL = text(
+    "UPDATE outbox SET published_at = :now, publish_attempts = publish_attempts + 1 "
+    "WHERE id = ANY(:ids)"
+)
+
+
 def _mark_published(session: PlugsSession, ids: list[uuid.UUID]) -> None:
-    if ids:
+    if ids and session.get_bind().dialect.name == "postgresql":
+        session.execute(_MARK_PUBLISHED_SQL, {"ids": ids, "now": utcnow()})
+    elif ids:
         session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id.in_(ids))

@@ -3,8 +3,10 @@
 :func:`open_runs` writes, for each request, the run (``integration_logs``, status running),
 a stream run per stream starting from the saved cursor (or from nothing for a full refresh;
 from given record ids for a replay), and the first page task of each stream that waits for
-nothing, through the outbox -- with one query for the saved cursors and one ``INSERT`` per
-table for the whole batch.  :func:`runs.lifecycle.open_run` is a batch of one.  Opened for
+nothing, through the outbox -- with one query for the saved cursors and, on PostgreSQL, one
+``INSERT`` statement for the three tables of the whole batch.  :func:`runs.lifecycle.open_run`
+is a batch of one.  A caller that must record the run ids before the runs exist (the
+scheduler's slots) gives them out first with :func:`assign_runs`.  Opened for
 an actor that names ``integration_logs`` (an API request, :func:`models.audit_trail.audit_tables`),
 their audit rows are written with them.
 
@@ -16,9 +18,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Uuid, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from connectors.base import Connector
 from connectors.registry import get_connector
@@ -26,10 +30,11 @@ from core.errors import PlugsError
 from models import outbox
 from models.audit_trail import record_inserts
 from models.base import utcnow
-from models.bulk import bulk_insert
+from models.bulk import bulk_insert_all
+from models.ids import uuid4s
 from models.integrations import Integration, IntegrationLog
 from models.session import PlugsSession
-from models.sync_state import SyncCursor, SyncStreamRun
+from models.sync_state import OutboxMessage, SyncCursor, SyncStreamRun
 
 #: The task that runs a stream's pages (workers/tasks/sync.py).
 PAGE_TASK = "sync.page"
@@ -57,51 +62,88 @@ class RunRequest:
     replay_of: uuid.UUID | None = None
     #: Stream -> vendor record ids to fetch again (a replay) instead of paging.
     record_ids: dict[str, list[str]] | None = None
-    #: Filled by :func:`open_runs`: the new run's id, or why it could not be opened.
+    #: Filled by :func:`assign_runs` (or :func:`open_runs`): the new run's id, or why it
+    #: could not be opened.
     run_id: uuid.UUID | None = None
     error: str | None = None
+    #: The checked stream names (set with ``run_id``).
+    names: list[str] = field(default_factory=list, repr=False)
+
+
+def assign_runs(requests: Sequence[RunRequest]) -> None:
+    """Give each request the id its run will have, or ``error`` when it cannot be opened
+    (an unknown connector or stream), without writing anything."""
+    connectors: dict[str, type[Connector]] = {}
+    unassigned = [r for r in requests if r.run_id is None and r.error is None]
+    for request, run_id in zip(unassigned, uuid4s(len(unassigned)), strict=True):
+        names = _streams(request, connectors)
+        if names is not None:
+            request.run_id, request.names = run_id, names
 
 
 def open_runs(session: PlugsSession, requests: Sequence[RunRequest]) -> None:
     """Open a run for each request in the session's transaction (see the module).
 
     A request that cannot be opened (unknown connector or stream) gets ``error`` and no
-    rows; the others get ``run_id``.
+    rows; the others get ``run_id`` (the one :func:`assign_runs` gave, if it was called).
     """
-    checked = [(r, _streams(r)) for r in requests]
-    planned = [(r, names) for r, names in checked if names is not None]
+    assign_runs(requests)
+    planned = [r for r in requests if r.run_id is not None]
     states = _saved_states(
         session,
-        [(r.integration.id, n) for r, names in planned if not r.full_refresh for n in names],
+        [(r.integration.id, n) for r in planned if not r.full_refresh for n in r.names],
     )
+    now = utcnow()
+    connectors: dict[str, type[Connector]] = {}
+    ids = iter(uuid4s(sum(len(r.names) for r in planned)))
     runs, stream_runs, messages = [], [], []
-    for request, names in planned:
-        run = _run_row(request, names)
-        runs.append(run)
-        request.run_id = run["id"]
-        connector = get_connector(request.integration.provider)
+    for request in planned:
+        assert request.run_id is not None
+        names = request.names
+        runs.append(_run_row(request, request.run_id, names, now))
+        connector = _connector(request.integration.provider, connectors)
         exports = {s.name for s in connector.export_streams}
         for name in names:
             waits = [d for d in dependencies(connector, name) if d in names]
             state = {} if request.full_refresh else states.get((request.integration.id, name), {})
-            row = _stream_run_row(request, run["id"], name, name in exports, state, bool(waits))
+            row = _stream_run_row(
+                request, next(ids), name, name in exports, state, waits=bool(waits)
+            )
+            row["created_at"] = row["updated_at"] = now
             stream_runs.append(row)
             if not waits:
                 org = str(request.integration.organization_id)
                 messages.append((request.integration.organization_id, [org, str(row["id"])]))
-    bulk_insert(session, IntegrationLog.__table__, runs)
-    bulk_insert(session, SyncStreamRun.__table__, stream_runs)
+    tasks = outbox.new_messages(PAGE_TASK, messages)
+    # one statement on PostgreSQL (the stream runs' references to their runs are checked
+    # at its end, when both are in)
+    bulk_insert_all(
+        session,
+        [
+            (IntegrationLog.__table__, runs),
+            (SyncStreamRun.__table__, stream_runs),
+            (OutboxMessage.__table__, outbox.table_rows(tasks)),
+        ],
+    )
     # audit rows of tables the actor names (an API request's runs); none for a tick's
     record_inserts(session, IntegrationLog, runs)
     record_inserts(session, SyncStreamRun, stream_runs)
-    outbox.enqueue_many(session, PAGE_TASK, messages)
+    outbox.after_insert(session, tasks)
 
 
-def _streams(request: RunRequest) -> list[str] | None:
+def _connector(provider: str, known: dict[str, type[Connector]]) -> type[Connector]:
+    """:func:`get_connector`, looked up once per batch (it loads an entry point)."""
+    connector = known.get(provider)
+    if connector is None:
+        connector = known[provider] = get_connector(provider)
+    return connector
+
+
+def _streams(request: RunRequest, connectors: dict[str, type[Connector]]) -> list[str] | None:
     """The request's stream names, checked against its connector; None (and ``error``)
     when it cannot be opened."""
     try:
-        connector = get_connector(request.integration.provider)
+        connector = _connector(request.integration.provider, connectors)
         names = request.streams or default_streams(connector, request.integration)
         known = {s.name for s in connector.streams} | {s.name for s in connector.export_streams}
         unknown = [n for n in names if n not in known]
@@ -140,11 +182,14 @@ def _saved_states(
     if not pairs:
         return {}
     wanted = set(pairs)
-    rows = session.execute(
-        select(SyncCursor.integration_id, SyncCursor.stream, SyncCursor.state).where(
-            SyncCursor.integration_id.in_({integration_id for integration_id, _ in pairs})
-        )
-    )
+    integrations = list({integration_id for integration_id, _ in pairs})
+    query = select(SyncCursor.integration_id, SyncCursor.stream, SyncCursor.state)
+    if session.get_bind().dialect.name == "postgresql":  # one array, not a parameter per id
+        ids = bindparam("ids", integrations, type_=ARRAY(Uuid()))
+        query = query.where(SyncCursor.integration_id == any_(ids))
+    else:
+        query = query.where(SyncCursor.integration_id.in_(integrations))
+    rows = session.execute(query)
     return {
         (integration_id, stream): dict(state)
         for integration_id, stream, state in rows
@@ -152,15 +197,18 @@ def _saved_states(
     }
 
 
-def _run_row(request: RunRequest, names: list[str]) -> dict[str, Any]:
+def _run_row(
+    request: RunRequest, run_id: uuid.UUID, names: list[str], now: datetime
+) -> dict[str, Any]:
     integration = request.integration
     return {
-        "id": uuid.uuid4(),
+        "id": run_id,
         "organization_id": integration.organization_id,
         "integration_id": integration.id,
         "operation": "sync",
         "status": "running",
-        "started_at": utcnow(),
+        "started_at": now,
+        "created_at": now,
         "message": f"{request.trigger} sync of {', '.join(names)}",
         "request_data": {
             "streams": names,
@@ -171,21 +219,24 @@ def _run_row(request: RunRequest, names: list[str]) -> dict[str, Any]:
         },
         "records_processed": 0,
         "records_failed": 0,
+        "response_data": {},
+        "error_details": {},
     }
 
 
 def _stream_run_row(
     request: RunRequest,
-    run_id: uuid.UUID,
+    stream_run_id: uuid.UUID,
     name: str,
     push: bool,
     state: dict[str, Any],
+    *,
     waits: bool,
 ) -> dict[str, Any]:
     return {
-        "id": uuid.uuid4(),
+        "id": stream_run_id,
         "organization_id": request.integration.organization_id,
-        "run_id": run_id,
+        "run_id": request.run_id,
         "integration_id": request.integration.id,
         "stream": name,
         "direction": "push" if push else "pull",
@@ -198,5 +249,6 @@ def _stream_run_row(
         ),
         "status": "waiting" if waits else "pending",
         "pages_done": 0,
+        "pages_staged": 0,
         "attempts": 0,
     }

@@ -5,47 +5,53 @@ Each batch is one transaction of a system session:
 1. claim up to ``batch_size`` schedules with ``next_run_at <= now``, oldest first,
    ``FOR UPDATE OF sync_schedules SKIP LOCKED`` on PostgreSQL: two beats' ticks split the
    due rows instead of waiting for (or repeating) each other.  SQLite has no SKIP LOCKED:
-   the batch takes the database's write lock first, which serialises ticks;
+   the batch takes the database's write lock first, which serialises ticks.  The same
+   query says whether each integration has a sync still ``running``;
 2. per schedule, the slot it stands for at ``now``: the latest due time (after downtime
-   the missed ones are folded into it and counted, not run one by one);
-3. insert one ``schedule_slots`` row per slot, ``ON CONFLICT (schedule_id, slot) DO
-   NOTHING RETURNING``: the unique key is the real guard -- a slot another tick already
-   took returns nothing here and gets no run;
-4. a slot whose integration has a sync still ``running`` is recorded ``skipped`` (never
-   overlapped); the others get a run -- the rows :func:`runs.sync.open_run` writes,
+   the missed ones are folded into it and counted, not run one by one), and its outcome:
+   ``skipped`` while a sync of the integration runs (never overlapped), ``skipped`` when
+   its run cannot be opened (e.g. its connector is gone), else started with the id its
+   run will have (:func:`runs.batch.assign_runs`);
+3. insert one ``schedule_slots`` row per slot, with that outcome, ``ON CONFLICT
+   (schedule_id, slot) DO NOTHING RETURNING``: the unique key is the real guard -- a slot
+   another tick already took returns nothing here and gets no run;
+4. the runs of the fresh started slots -- the rows :func:`runs.sync.open_run` writes,
    opened in bulk by :func:`runs.batch.open_runs` -- in this transaction, with
-   ``{"slot": ..., "schedule_id": ...}`` in its request_data;
+   ``{"slot": ..., "schedule_id": ...}`` in their request_data;
 5. ``next_run_at`` moves to the first due time after ``now``.
 
 Schedules of paused integrations move on without a slot (a resumed one continues at its
 next due time); schedules of deleted integrations are removed.  Run page tasks go through
 the outbox and are published right after each batch commits, by a background thread while
 the tick goes on with the next batch (labelled for Flower in one query per batch by
-:mod:`runs.progress`); the tick returns once all are published.
+:mod:`runs.progress`); the tick returns once all are published.  When its first batch is
+full, the tick asks once for a second tick (``more``), which a worker runs in another
+process: the two share the rest through SKIP LOCKED.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, select, text, update
+from sqlalchemy import and_, bindparam, delete, exists, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from models import outbox
 from models.base import utcnow
-from models.bulk import jsonable, rows_json
+from models.bulk import rows_json
+from models.ids import uuid4s
 from models.integrations import Integration, IntegrationLog
 from models.schedules import ScheduleSlot, SyncSchedule
 from models.session import Database, PlugsSession
 from runs import progress  # noqa: F401 - it labels the page tasks a tick publishes
-from runs.batch import IntegrationRef, RunRequest, open_runs
+from runs.batch import IntegrationRef, RunRequest, assign_runs, open_runs
 from scheduler.timing import Due, Timing
 
 log = logging.getLogger(__name__)
@@ -103,9 +109,12 @@ class DueRow:
     streams: list[str]
     next_run_at: datetime
     provider: str
-    settings: dict[str, Any]
+    #: The one integration setting opening a run reads (not the whole JSON document).
+    write_back: str | None
     is_active: bool
     is_deleted: bool
+    #: A sync of the integration is still running (read with the claim).
+    running: bool
 
     def due(self, now: datetime) -> Due:
         """The slot this schedule stands for at ``now``."""
@@ -120,7 +129,7 @@ class _Claim:
 
     row: DueRow
     due: Due
-    slot_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    slot_id: uuid.UUID
     status: str = "started"
     reason: str | None = None
     run_id: uuid.UUID | None = None
@@ -132,8 +141,14 @@ def dispatch_due(
     now: datetime | None = None,
     batch_size: int = BATCH_SIZE,
     budget: float = TICK_BUDGET_SECONDS,
+    more: Callable[[], None] | None = None,
 ) -> TickReport:
-    """Start every schedule due at ``now`` (default: the current time); see the module."""
+    """Start every schedule due at ``now`` (default: the current time); see the module.
+
+    ``more`` is called once, on PostgreSQL, when the first batch was full (more are due):
+    the worker task starts a second tick there, in another worker process, and the two
+    split the rest (each claims with SKIP LOCKED).  A failure to call it is logged.
+    """
     now = now or utcnow()
     report = TickReport()
     started = time.monotonic()
@@ -146,12 +161,21 @@ def dispatch_due(
             report.batches += 1
             if claimed < batch_size:
                 break
+            if report.batches == 1 and more is not None and db.is_postgresql:
+                _ask(more)
         waiting = time.monotonic()
     report.publish_wait_seconds = time.monotonic() - waiting
     report.seconds = time.monotonic() - started
     if report.started or report.skipped:
         log.info("scheduler tick: %s", report.summary())
     return report
+
+
+def _ask(more: Callable[[], None]) -> None:
+    try:
+        more()
+    except Exception:  # noqa: BLE001 - a courtesy: this tick does the work alone
+        log.warning("could not start a second scheduler tick", exc_info=True)
 
 
 def _dispatch_batch(db: Database, now: datetime, size: int, report: TickReport) -> int:
@@ -162,11 +186,7 @@ def _dispatch_batch(db: Database, now: datetime, size: int, report: TickReport) 
         if gone:
             session.execute(delete(SyncSchedule).where(SyncSchedule.id.in_(gone)))
         if claims:
-            _mark_running(session, claims)
-            fresh = _insert_slots(session, claims, now)
-            report.taken += len(claims) - len(fresh)
-            _open_runs(session, fresh, report)
-            _advance(session, claims, fresh, now)
+            _start(session, claims, now, report)
         _move_on(session, moves)
         report.removed += len(gone)
         work_done = time.monotonic()
@@ -184,6 +204,7 @@ def _plan(
 ) -> tuple[list[_Claim], list[tuple[uuid.UUID, datetime]]]:
     """Claims of active integrations; new due times of paused ones (no slot) and broken ones."""
     claims, moves = [], []
+    slot_ids = iter(uuid4s(len(rows)))
     for row in rows:
         try:
             due = row.due(now)
@@ -192,7 +213,7 @@ def _plan(
             moves.append((row.id, now + BROKEN_RETRY))
             continue
         if row.is_active:
-            claims.append(_Claim(row, due))
+            claims.append(_Claim(row, due, next(slot_ids)))
         else:
             moves.append((row.id, due.following))
             report.paused += 1
@@ -210,9 +231,16 @@ _DUE_COLUMNS = (
     SyncSchedule.streams,
     SyncSchedule.next_run_at,
     Integration.provider,
-    Integration.settings,
+    Integration.settings["write_back"].as_string(),
     Integration.is_active,
     Integration.is_deleted,
+    # A literal predicate, so PostgreSQL always plans it on the partial index of running runs.
+    exists()
+    .where(
+        IntegrationLog.integration_id == SyncSchedule.integration_id,
+        text("integration_logs.status = 'running'"),
+    )
+    .label("running"),
 )
 
 
@@ -246,26 +274,56 @@ def _claim(session: PlugsSession, now: datetime, size: int) -> list[DueRow]:
     return [DueRow(*row) for row in session.execute(query)]
 
 
-def _mark_running(session: PlugsSession, claims: list[_Claim]) -> None:
-    """Claims whose integration has a sync still running are skipped, not overlapped."""
-    ids = {c.row.integration_id for c in claims}
-    # A literal predicate, so PostgreSQL always plans it on the partial index of running runs.
-    running = set(
-        session.scalars(
-            select(IntegrationLog.integration_id)
-            .where(
-                IntegrationLog.integration_id.in_(ids), text("integration_logs.status = 'running'")
-            )
-            .distinct()
-        )
-    )
+def _start(session: PlugsSession, claims: list[_Claim], now: datetime, report: TickReport) -> None:
+    """Record the claims' slots and open the runs of the fresh ones that start.
+
+    Each claim's outcome is settled before its slot is written: skipped while a sync of its
+    integration still runs, skipped when its run cannot be opened (e.g. its connector is
+    gone: that slot only), else started with the id its run will have.  The slot insert
+    then says which slots are fresh; only their runs are opened, in bulk.
+    """
     for claim in claims:
-        if claim.row.integration_id in running:
+        if claim.row.running:
             claim.status, claim.reason = "skipped", STILL_RUNNING
+    starting = [c for c in claims if c.status == "started"]
+    requests = [
+        RunRequest(
+            IntegrationRef(
+                c.row.integration_id,
+                c.row.organization_id,
+                c.row.provider,
+                {} if c.row.write_back is None else {"write_back": c.row.write_back},
+            ),
+            streams=list(c.row.streams) or None,
+            trigger="schedule",
+            request={"slot": c.due.slot.isoformat(), "schedule_id": str(c.row.id)},
+        )
+        for c in starting
+    ]
+    assign_runs(requests)
+    for claim, request in zip(starting, requests, strict=True):
+        if request.error is not None:
+            claim.status, claim.reason = "skipped", f"could not start: {request.error}"[:500]
+            log.warning("schedule %s: %s", claim.row.id, claim.reason)
+        else:
+            claim.run_id = request.run_id
+    fresh_ids = _insert_slots(session, claims, now)
+    fresh = [c for c in claims if c.slot_id in fresh_ids]
+    for claim in claims:
+        if claim.slot_id not in fresh_ids:
+            claim.run_id = None  # another tick has this slot: no run here
+    opening = {c.run_id for c in fresh}
+    open_runs(session, [r for r in requests if r.run_id in opening])
+    _advance(session, claims, fresh, now)
+    report.taken += len(claims) - len(fresh)
+    report.started += sum(1 for c in fresh if c.status == "started")
+    report.skipped += sum(1 for c in fresh if c.status == "skipped")
+    report.run_ids.extend(str(c.run_id) for c in fresh if c.run_id is not None)
 
 
-def _insert_slots(session: PlugsSession, claims: list[_Claim], now: datetime) -> list[_Claim]:
-    """Record each claim's slot; returns the claims whose slot no other tick had taken."""
+def _insert_slots(session: PlugsSession, claims: list[_Claim], now: datetime) -> set[uuid.UUID]:
+    """Record each claim's slot with its outcome; returns the ids of the slots no other
+    tick had taken."""
     rows = [
         {
             "id": c.slot_id,
@@ -274,7 +332,7 @@ def _insert_slots(session: PlugsSession, claims: list[_Claim], now: datetime) ->
             "integration_id": c.row.integration_id,
             "slot": c.due.slot,
             "status": c.status,
-            "run_id": None,
+            "run_id": c.run_id,
             "missed": c.due.missed,
             "reason": c.reason,
             "created_at": now,
@@ -282,16 +340,15 @@ def _insert_slots(session: PlugsSession, claims: list[_Claim], now: datetime) ->
         for c in claims
     ]
     if session.get_bind().dialect.name == "postgresql":
-        inserted = _insert_slots_postgresql(session, rows)
-    else:
-        statement = (
-            sqlite_insert(ScheduleSlot.__table__)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["schedule_id", "slot"])
-            .returning(ScheduleSlot.__table__.c.id)
-        )
-        inserted = set(session.execute(statement).scalars())
-    return [c for c in claims if c.slot_id in inserted]
+        found = session.execute(_SLOTS_SQL, {"rows": rows_json(rows)}).scalars()
+        return {uuid.UUID(str(i)) for i in found}
+    statement = (
+        sqlite_insert(ScheduleSlot.__table__)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["schedule_id", "slot"])
+        .returning(ScheduleSlot.__table__.c.id)
+    )
+    return set(session.execute(statement).scalars())
 
 
 #: One statement for the whole batch: the rows travel as one JSON parameter.
@@ -302,68 +359,6 @@ _SLOTS_SQL = text(
     "reason, created_at FROM jsonb_populate_recordset(NULL::schedule_slots, CAST(:rows AS jsonb)) "
     "ON CONFLICT (schedule_id, slot) DO NOTHING RETURNING id"
 )
-
-
-def _insert_slots_postgresql(session: PlugsSession, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
-    payload = json.dumps([{k: jsonable(v) for k, v in row.items()} for row in rows])
-    return {uuid.UUID(str(i)) for i in session.execute(_SLOTS_SQL, {"rows": payload}).scalars()}
-
-
-def _open_runs(session: PlugsSession, fresh: list[_Claim], report: TickReport) -> None:
-    """Open the runs of the fresh slots that are not skipped, in bulk, in this transaction
-    (a run that cannot be opened, e.g. its connector is gone, skips its slot only)."""
-    starting = [c for c in fresh if c.status == "started"]
-    requests = [
-        RunRequest(
-            IntegrationRef(
-                c.row.integration_id, c.row.organization_id, c.row.provider, c.row.settings
-            ),
-            streams=list(c.row.streams) or None,
-            trigger="schedule",
-            request={"slot": c.due.slot.isoformat(), "schedule_id": str(c.row.id)},
-        )
-        for c in starting
-    ]
-    open_runs(session, requests)
-    for claim, request in zip(starting, requests, strict=True):
-        if request.error is not None:
-            claim.status, claim.reason = "skipped", f"could not start: {request.error}"[:500]
-            log.warning("schedule %s: %s", claim.row.id, claim.reason)
-        else:
-            claim.run_id = request.run_id
-            report.run_ids.append(str(request.run_id))
-    report.started += sum(1 for c in fresh if c.status == "started")
-    report.skipped += sum(1 for c in fresh if c.status == "skipped")
-    _record_outcomes(session, fresh)
-
-
-#: The run ids of a batch's started slots in one statement (one UPDATE per row cost more
-#: than the rest of the batch's writes).
-_SLOT_RUNS_SQL = text(
-    "UPDATE schedule_slots AS s SET run_id = v.run "
-    "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v (slot_id uuid, run uuid) "
-    "WHERE s.id = v.slot_id"
-)
-
-
-def _record_outcomes(session: PlugsSession, fresh: list[_Claim]) -> None:
-    """Store each started slot's run id, and why a slot that was to start did not."""
-    table = ScheduleSlot.__table__
-    started = [{"slot_id": c.slot_id, "run": c.run_id} for c in fresh if c.run_id is not None]
-    failed = [
-        {"slot_id": c.slot_id, "why": c.reason}
-        for c in fresh
-        if c.status == "skipped" and c.reason != STILL_RUNNING
-    ]
-    connection = session.connection()
-    by_id = table.c.id == bindparam("slot_id")
-    if started and _postgresql(session):
-        connection.execute(_SLOT_RUNS_SQL, {"rows": rows_json(started)})
-    elif started:
-        connection.execute(update(table).where(by_id).values(run_id=bindparam("run")), started)
-    if failed:
-        statement = update(table).where(by_id).values(status="skipped", reason=bindparam("why"))
-        connection.execute(statement, failed)
 
 
 #: Every fresh slot's schedule moved on, in one statement; a started one records its run.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import threading
@@ -193,24 +194,31 @@ def test_a_tick_labels_every_page_task_it_publishes_for_flower(
 def test_a_tick_of_many_batches_has_published_every_page_task_when_it_returns(
     app_db: Database, acme_server: RunningServer, platform_env: dict[str, str]
 ) -> None:
-    # More page tasks than a publish announces one by one, over several batches: each
-    # batch's tasks go out while the tick writes the next one.
-    org_id, _ = scheduled_integrations(app_db, acme_server, 55, "every 15m")
+    # A first batch of more page tasks than a publish announces one by one (published by
+    # the plain sender), then a second batch: each batch's tasks go out while the tick
+    # writes the next one.  The full first batch asks, once, for a second tick.
+    org_id, _ = scheduled_integrations(app_db, acme_server, 60, "every 15m")
     _due_now(app_db, org_id)
+    asked: list[int] = []
 
-    report = dispatch_due(app_db, batch_size=20)  # (others' may be due too: count ours)
+    report = dispatch_due(app_db, batch_size=52, more=lambda: asked.append(1))
 
-    assert report.started >= 55 and report.batches >= 3
-    assert len(scheduled_runs(app_db, org_id)) == 55
+    assert report.started >= 60 and report.batches >= 2 and asked == [1]
+    assert len(scheduled_runs(app_db, org_id)) == 60
     with app_db.tenant(org_id) as session:
         rows = session.execute(
-            select(OutboxMessage.id, OutboxMessage.published_at).where(
+            select(OutboxMessage.id, OutboxMessage.args, OutboxMessage.published_at).where(
                 OutboxMessage.task_name == "sync.page"
             )
         ).all()
-    assert len(rows) == 55 and all(published is not None for _, published in rows)
+    assert len(rows) == 60 and all(published is not None for _, _, published in rows)
     broker = redis.Redis.from_url(platform_env["PLUGS_BROKER_URL"])
-    ours = {str(row_id) for row_id, _ in rows}
+    ours = {str(row_id): args for row_id, args, _ in rows}
     messages = [json.loads(m) for m in broker.lrange("syncs", 0, -1)]
-    labels = [m["headers"]["kwargsrepr"] for m in messages if m["headers"]["id"] in ours]
-    assert len(labels) == 55 and all(label.startswith("acme ") for label in labels)
+    mine = [m for m in messages if m["headers"]["id"] in ours]
+    assert len(mine) == 60
+    for message in mine:  # what a worker and Flower read
+        headers = message["headers"]
+        [args, kwargs, _] = json.loads(base64.b64decode(message["body"]))
+        assert headers["task"] == "sync.page" and (args, kwargs) == (ours[headers["id"]], {})
+        assert headers["kwargsrepr"].startswith("acme ") and headers["argsrepr"] == repr(args)
