@@ -175,19 +175,30 @@ def wait_final(
     expected: int,
     worker: subprocess.Popen[bytes],
     log: Path,
+    started: float,
     limit: float = 300,
-) -> dict[str, int]:
+) -> tuple[dict[str, int], dict[str, float]]:
+    """The deliveries' counts by status once all are final, and when each channel was."""
     from sqlalchemy import func, select
 
     from models.notification_delivery import NotificationDelivery as D
     from models.session import get_database
 
     deadline = time.monotonic() + limit
+    finished: dict[str, float] = {}
     while time.monotonic() < deadline:
         with get_database().tenant(org_id) as session:
-            counts = dict(session.execute(select(D.status, func.count()).group_by(D.status)).all())
+            rows = session.execute(
+                select(D.channel, D.status, func.count()).group_by(D.channel, D.status)
+            ).all()
+        counts: dict[str, int] = {}
+        for _channel, status, count in rows:
+            counts[status] = counts.get(status, 0) + count
+        for channel in {channel for channel, _, _ in rows} - set(finished):
+            if not any(c == channel and s in ("queued", "sending") for c, s, _ in rows):
+                finished[channel] = time.perf_counter() - started
         if sum(v for k, v in counts.items() if k not in ("queued", "sending")) >= expected:
-            return counts
+            return counts, finished
         if worker.poll() is not None:
             tail = log.read_text(errors="replace")[-3000:]
             raise SystemExit(f"the worker died; the end of its log:\n{tail}")
@@ -200,6 +211,7 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args()
+    load_before = os.getloadavg()
     smtp, smtp_pipe, port = start_provider(serve_smtp)
     sms, sms_pipe, (sms_url, sms_sid, sms_token) = start_provider(serve_sms)
     with (
@@ -254,7 +266,9 @@ def main() -> None:
                 Content("Bench", "A fan-out benchmark message.", channels=CHANNELS),
             )
             fanout_seconds = time.perf_counter() - started
-            counts = wait_final(org.id, result.created, worker, Path(scratch) / "bench-worker.log")
+            counts, finished = wait_final(
+                org.id, result.created, worker, Path(scratch) / "bench-worker.log", started
+            )
             total_seconds = time.perf_counter() - started
         finally:
             worker.terminate()
@@ -273,6 +287,10 @@ def main() -> None:
         f"notify() returned in       : {fanout_seconds:.2f} s ({ours:,.0f} notification rows/s, with delivery rows and outbox)"
     )
     print(f"every delivery final after : {total_seconds:.2f} s (goal < 20 s) {counts}")
+    print(
+        "each channel final after   : "
+        + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in sorted(finished.items()))
+    )
     print(f"received                   : {emails:,} emails, {texts:,} SMS")
     print(
         f"CPU seconds                : workers {worker_cpu:.1f}, SMTP server {smtp_cpu:.1f}, "
@@ -280,6 +298,7 @@ def main() -> None:
     )
     print(f"plain COPY of the same rows: {copy:,.0f} rows/s")
     print(f"ratio ours / COPY          : {ours / copy:.2f} (goal >= 0.1)")
+    print(f"load average (1, 5, 15 min): {load_before} before, {os.getloadavg()} after")
 
 
 if __name__ == "__main__":

@@ -19,11 +19,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, or_, select, update
+from sqlalchemy import CursorResult, and_, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from core.errors import PlugsError, RetryableError
@@ -80,15 +82,31 @@ def deliver_batch(db: Database, organization_id: uuid.UUID, batch_id: uuid.UUID)
         channel_name, messages = _claim(session, batch_id, report)
     if not messages:
         return report
-    outcomes: list[_Outcome] = []
-    with registry.open_channel(channel_name) as channel:
-        for message, attempts in messages:
-            outcomes.append(_send_one(channel, message, attempts))
-            if len(outcomes) >= RECORD_EVERY:
-                _record(db, organization_id, outcomes, report)
-                outcomes = []
-    _record(db, organization_id, outcomes, report)
+    lanes = max(1, min(registry.channel_class(channel_name).connections, len(messages)))
+    with ExitStack() as stack:
+        channels = [stack.enter_context(registry.open_channel(channel_name)) for _ in range(lanes)]
+        pool = stack.enter_context(ThreadPoolExecutor(lanes)) if lanes > 1 else None
+        for start in range(0, len(messages), RECORD_EVERY):
+            chunk = messages[start : start + RECORD_EVERY]
+            sent = _send_chunk(channels, pool, [message for message, _ in chunk])
+            outcomes = [
+                _outcome(channels[0], message, attempts, result)
+                for (message, attempts), result in zip(chunk, sent, strict=True)
+            ]
+            _record(db, organization_id, outcomes, report)
     return report
+
+
+def _send_chunk(
+    channels: list[Channel], pool: ThreadPoolExecutor | None, messages: list[Message]
+) -> list[Sent | Exception]:
+    """Send ``messages``, spread over the channels (each with connections of its own, in a
+    thread of its own: the providers' answers are waited for together); outcomes in order."""
+    if pool is None:
+        return channels[0].send_many(messages)
+    lanes = len(channels)
+    shares = list(pool.map(lambda i: channels[i].send_many(messages[i::lanes]), range(lanes)))
+    return [shares[n % lanes][n // lanes] for n in range(len(messages))]
 
 
 def _claim(
@@ -138,7 +156,7 @@ def _claim(
         notification_id,
         org_id,
         title,
-        text,
+        body,
         kind,
         data,
         created_at,
@@ -159,7 +177,7 @@ def _claim(
             organization_id=org_id,
             recipient=Recipient(id=user_id, email=email, name=name, phone=phone),
             title=title,
-            message=text,
+            message=body,
             notification_type=kind,
             data=dict(data or {}),
             created_at=created_at,
@@ -199,19 +217,27 @@ def _with_devices(
     return [(replace(m, devices=tuple(devices[m.recipient.id])), a) for m, a in claimed]
 
 
-def _send_one(channel: Channel, message: Message, attempts: int) -> _Outcome:
+def _outcome(
+    channel: Channel, message: Message, attempts: int, result: Sent | Exception
+) -> _Outcome:
+    """What to record of one message: its :class:`Sent`, or the error ``send`` raised."""
     outcome = _Outcome(message.delivery_id, attempts)
-    try:
-        outcome.sent = channel.send(message)
-        outcome.disabled = outcome.sent.disabled_devices
-    except RetryableError as exc:
-        outcome.error, outcome.retryable = str(exc), True
-    except PlugsError as exc:
-        outcome.error = str(exc)
-        outcome.disabled = list(getattr(exc, "disabled_devices", []))
-    except Exception as exc:  # noqa: BLE001 - a bug in a channel: retried, then failed
-        log.exception("channel %s crashed on delivery %s", channel.name, message.delivery_id)
-        outcome.error, outcome.retryable = f"internal error ({type(exc).__name__})", True
+    if isinstance(result, Sent):
+        outcome.sent = result
+        outcome.disabled = result.disabled_devices
+    elif isinstance(result, RetryableError):
+        outcome.error, outcome.retryable = str(result), True
+    elif isinstance(result, PlugsError):
+        outcome.error = str(result)
+        outcome.disabled = list(getattr(result, "disabled_devices", []))
+    else:  # a bug in a channel: retried, then failed
+        log.error(
+            "channel %s crashed on delivery %s",
+            channel.name,
+            message.delivery_id,
+            exc_info=result,
+        )
+        outcome.error, outcome.retryable = f"internal error ({type(result).__name__})", True
     return outcome
 
 
@@ -255,7 +281,10 @@ def _record(
             report.failed += 1
         changes.append(change)
     with db.tenant(organization_id) as session:
-        session.execute(update(NotificationDelivery), changes)
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(_RECORD_SQL, _record_params(changes, now))
+        else:
+            session.execute(update(NotificationDelivery), changes)
         _tell_host(session, organization_id, [c for c in changes if c.get("status") == "failed"])
         for device_id, reason in disabled:
             session.execute(
@@ -265,6 +294,42 @@ def _record(
                     is_active=False, disabled_at=now, disabled_reason=reason[:255], updated_at=now
                 )
             )
+
+
+#: The outcomes of a chunk in one statement and one round trip (the rows travel as arrays):
+#: a sent row takes its provider, message id and sending time; a retried one its next due
+#: time; every one its status and reason, and loses its lease.
+_RECORD_SQL = text("""
+UPDATE notification_deliveries AS d SET
+    status = o.status,
+    reason = o.reason,
+    provider = CASE WHEN o.sent THEN o.provider ELSE d.provider END,
+    provider_message_id = CASE WHEN o.sent THEN o.provider_message_id
+        ELSE d.provider_message_id END,
+    sent_at = CASE WHEN o.sent THEN CAST(:now AS timestamptz) ELSE d.sent_at END,
+    due_at = coalesce(o.due_at, d.due_at),
+    lease_until = NULL,
+    updated_at = :now
+FROM unnest(
+    CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:sent AS boolean[]),
+    CAST(:providers AS text[]), CAST(:message_ids AS text[]), CAST(:reasons AS text[]),
+    CAST(:due AS timestamptz[])
+) AS o (id, status, sent, provider, provider_message_id, reason, due_at)
+WHERE d.id = o.id
+""")
+
+
+def _record_params(changes: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
+    return {
+        "now": now,
+        "ids": [c["id"] for c in changes],
+        "statuses": [c["status"] for c in changes],
+        "sent": ["sent_at" in c for c in changes],
+        "providers": [c.get("provider") for c in changes],
+        "message_ids": [c.get("provider_message_id") for c in changes],
+        "reasons": [c.get("reason") for c in changes],
+        "due": [c.get("due_at") for c in changes],
+    }
 
 
 def _tell_host(

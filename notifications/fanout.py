@@ -14,10 +14,12 @@ first with ``ON CONFLICT DO NOTHING`` and only the ones that went in get a notif
 from __future__ import annotations
 
 import json
+import secrets
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import text
@@ -257,33 +259,41 @@ def _write(
 ) -> dict[uuid.UUID, tuple[int, int]]:
     """Insert the delivery rows (skipping duplicates of a keyed notification) and, for the
     ones that went in, their notifications; per batch: (rows written, of them held back)."""
-    write = _write_postgresql if session.get_bind().dialect.name == "postgresql" else _write_rows
+    if session.get_bind().dialect.name == "postgresql":
+        write: Callable[[list[_Planned]], list[tuple[uuid.UUID, int, int]]] = _PostgresWriter(
+            session, org_id, content, now
+        ).write
+    else:
+        write = partial(_write_rows, session, org_id, content, now=now)
     written: dict[uuid.UUID, tuple[int, int]] = {}
     for start in range(0, len(planned), _INSERT_CHUNK):
-        for batch, count, deferred in write(
-            session, org_id, content, planned[start : start + _INSERT_CHUNK], now
-        ):
+        for batch, count, deferred in write(planned[start : start + _INSERT_CHUNK]):
             before = written.get(batch, (0, 0))
             written[batch] = (before[0] + count, before[1] + deferred)
     return written
 
 
 #: One statement and one round trip per chunk: the planned rows travel as four arrays, the
-#: ids are made by the database, the delivery rows go in first (the dedup guard: a keyed
-#: duplicate is skipped by ``ON CONFLICT DO NOTHING``) and only the ones that went in get a
-#: notification row, in the same statement.  ``{conflict}`` is empty without a key: fresh
-#: ids cannot collide, so the conflict pre-check of every unique index is not paid for.
+#: delivery rows go in first (the dedup guard: a keyed duplicate is skipped by ``ON CONFLICT
+#: DO NOTHING``) and only the ones that went in get a notification row, in the same
+#: statement.  ``{conflict}`` is empty without a key: fresh ids cannot collide, so the
+#: conflict pre-check of every unique index is not paid for.
+#:
+#: The ids are time-ordered (the layout of UUIDv7: milliseconds, version, random bits, then a
+#: counter of the fan-out's rows): each index on an id gets its new entries at one place
+#: instead of all over the tree, which cost a seventh of the statement with random ids.
 _WRITE_SQL = """
 WITH planned AS (
     SELECT * FROM unnest(
         CAST(:users AS uuid[]), CAST(:channels AS text[]),
         CAST(:due AS timestamptz[]), CAST(:batches AS uuid[])
-    ) AS p (user_id, channel, due_at, batch_id)
+    ) WITH ORDINALITY AS p (user_id, channel, due_at, batch_id, n)
 ), delivery AS (
     INSERT INTO notification_deliveries (id, organization_id, notification_id, user_id,
         channel, dedup_key, batch_id, status, due_at, attempts, urgent, created_at, updated_at)
-    SELECT gen_random_uuid(), :org, gen_random_uuid(), user_id, channel, :key, batch_id,
-        'queued', due_at, 0, :urgent, :now, :now
+    SELECT CAST(:delivery_ids || lpad(to_hex(:first + n), 8, '0') AS uuid), :org,
+        CAST(:notification_ids || lpad(to_hex(:first + n), 8, '0') AS uuid), user_id, channel,
+        :key, batch_id, 'queued', due_at, 0, :urgent, :now, :now
     FROM planned {conflict}
     RETURNING notification_id, user_id, channel, batch_id, due_at
 ), notification AS (
@@ -296,33 +306,73 @@ WITH planned AS (
 )
 SELECT batch_id, count(*), count(*) FILTER (WHERE due_at > :now) FROM delivery GROUP BY batch_id
 """
+#: Only a duplicate of a keyed notification is skipped; any other conflict is an error.
+_ON_DUPLICATE = "ON CONFLICT ON CONSTRAINT uq_notification_deliveries_dedup DO NOTHING"
 
 
-def _write_postgresql(
-    session: Session, org_id: uuid.UUID, content: Content, rows: list[_Planned], now: datetime
-) -> list[tuple[uuid.UUID, int, int]]:
-    conflict = "" if content.key is None else "ON CONFLICT DO NOTHING"
-    statement = text(_WRITE_SQL.format(conflict=conflict))
-    stamps = {due: due.isoformat() for due in {row.due_at for row in rows}}
-    params = {
-        # array literals: PostgreSQL parses them far faster than the driver adapts lists
-        "users": _array(str(row.user_id) for row in rows),
-        "channels": _array(row.channel for row in rows),
-        "due": _array(stamps[row.due_at] for row in rows),
-        "batches": _array(str(row.batch_id) for row in rows),
-        "org": org_id,
-        "key": content.key,
-        "urgent": content.urgent,
-        "now": now,
-        "title": content.title,
-        "message": content.message,
-        "type": content.notification_type,
-        "data": json.dumps(jsonable(content.data)),
-        "expires": content.expires_at,
-    }
-    return [
-        (batch, count, deferred) for batch, count, deferred in session.execute(statement, params)
-    ]
+class _PostgresWriter:
+    """Writes one fan-out's planned rows in chunks (:data:`_WRITE_SQL`)."""
+
+    def __init__(
+        self, session: Session, org_id: uuid.UUID, content: Content, now: datetime
+    ) -> None:
+        self.session, self.now = session, now
+        self.statement = text(
+            _WRITE_SQL.format(conflict="" if content.key is None else _ON_DUPLICATE)
+        )
+        self.params = {
+            "org": org_id,
+            "key": content.key,
+            "urgent": content.urgent,
+            "now": now,
+            "title": content.title,
+            "message": content.message,
+            "type": content.notification_type,
+            "data": json.dumps(jsonable(content.data)),
+            "expires": content.expires_at,
+            "delivery_ids": _id_prefix(now),
+            "notification_ids": _id_prefix(now),
+        }
+        self.written = 0
+        #: the text of each uuid and time, made once however many rows name it
+        self.texts: dict[object, str] = {}
+
+    def write(self, rows: list[_Planned]) -> list[tuple[uuid.UUID, int, int]]:
+        texts = self.texts
+
+        def text_of(value: object) -> str:
+            found = texts.get(value)
+            if found is None:
+                found = texts[value] = (
+                    value.isoformat() if isinstance(value, datetime) else str(value)
+                )
+            return found
+
+        params = {
+            **self.params,
+            # array literals: PostgreSQL parses them far faster than the driver adapts lists
+            "users": _array(text_of(row.user_id) for row in rows),
+            "channels": _array(row.channel for row in rows),
+            "due": _array(text_of(row.due_at) for row in rows),
+            "batches": _array(text_of(row.batch_id) for row in rows),
+            "first": self.written,
+        }
+        self.written += len(rows)
+        return [
+            (batch, count, deferred)
+            for batch, count, deferred in self.session.execute(self.statement, params)
+        ]
+
+
+def _id_prefix(now: datetime) -> str:
+    """The first 24 of the 32 hex digits of a UUIDv7 made at ``now``: 48 bits of
+    milliseconds, the version, 12 random bits, the variant and 30 more random bits (the
+    last 8 digits count the fan-out's rows).  Two fan-outs in the same millisecond collide
+    with a chance of one in 2**42, and then the insert fails (a primary key), never skips."""
+    millis = int(now.timestamp() * 1000) & (2**48 - 1)
+    random = secrets.randbits(42)
+    high, low = random >> 30, random & (2**30 - 1)
+    return f"{millis:012x}7{high:03x}{0x8 << 28 | low:08x}"
 
 
 def _array(values: Iterator[str]) -> str:
@@ -331,9 +381,9 @@ def _array(values: Iterator[str]) -> str:
 
 
 def _write_rows(
-    session: Session, org_id: uuid.UUID, content: Content, rows: list[_Planned], now: datetime
+    session: Session, org_id: uuid.UUID, content: Content, rows: list[_Planned], *, now: datetime
 ) -> list[tuple[uuid.UUID, int, int]]:
-    """:func:`_write_postgresql` on other databases: row dicts, then the winners' notifications."""
+    """:class:`_PostgresWriter` on other databases: row dicts, then the winners' notifications."""
     ids = {id(row): uuid.uuid4() for row in rows}
     deliveries = [
         {

@@ -84,9 +84,15 @@ class Sent:
     disabled_devices: list[tuple[uuid.UUID, str]] = field(default_factory=list)
 
 
+#: The ``connections`` of the channels that wait on a remote provider for each message
+#: (email, SMS, push): four answers are waited for at once, per batch.
+SEND_CONNECTIONS = 4
+
+
 class Channel(ABC):
     """A way to reach users; see the module docstring.  Used as a context manager around
-    one batch, so connections (SMTP, HTTP pools) are opened once per batch."""
+    one batch, so connections (SMTP, HTTP pools) are opened once per batch (per instance:
+    a batch sends through :attr:`connections` instances at once, one thread each)."""
 
     #: The entry-point name, also the ``notifications.channel`` value.
     name: ClassVar[str]
@@ -94,6 +100,9 @@ class Channel(ABC):
     quiet_hours_apply: ClassVar[bool] = True
     #: Whether :class:`Message.devices` must be loaded (push).
     needs_devices: ClassVar[bool] = False
+    #: How many instances (each with connections of its own, each in a thread) a batch
+    #: sends through at once; 1 unless the channel is safe to run in several threads.
+    connections: ClassVar[int] = 1
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -109,6 +118,18 @@ class Channel(ABC):
     @abstractmethod
     def send(self, message: Message) -> Sent:
         """Deliver ``message`` (see the module docstring for what to raise)."""
+
+    def send_many(self, messages: Sequence[Message]) -> list[Sent | Exception]:
+        """Deliver ``messages``: for each, in order, its :class:`Sent` or the exception
+        :meth:`send` raised.  A channel that can hand several messages to its provider in
+        one exchange (the in-app feed's Redis pipeline) overrides it."""
+        outcomes: list[Sent | Exception] = []
+        for message in messages:
+            try:
+                outcomes.append(self.send(message))
+            except Exception as exc:  # noqa: BLE001 - the caller records it per message
+                outcomes.append(exc)
+        return outcomes
 
     def close(self) -> None:
         """Release connections opened while sending."""

@@ -1,20 +1,22 @@
 """Email over SMTP: a text and an HTML body from the templates, through the configured
-relays (``PLUGS_SMTP_SERVERS``) in order.  One connection per relay is opened for a batch
-and reused; STARTTLS is required when the relay is configured for it (a relay that does not
-offer it is refused, never used in clear).  Relays are connected to through the guarded way
+relays (``PLUGS_SMTP_SERVERS``) in order.  An instance opens one connection per relay and
+reuses it for its share of a batch (a batch sends through ``SEND_CONNECTIONS`` of them).
+STARTTLS is required when the relay is configured for it (a relay that does not offer it is
+refused, never used in clear).  Relays are connected to through the guarded way
 out (:func:`connectors.egress.open_socket`): a relay on a non-public address only with
 ``PLUGS_ALLOW_PRIVATE_URLS=true``."""
 
 from __future__ import annotations
 
+import binascii
 import smtplib
 import socket
 import ssl
 import uuid
+from dataclasses import dataclass
 from email.header import Header
-from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
-from email.utils import formataddr, make_msgid
+from email.utils import formataddr, make_msgid, parseaddr
+from functools import lru_cache
 from typing import Any
 
 from connectors.egress import open_socket
@@ -22,7 +24,7 @@ from connectors.http_urls import check_configured_host
 from core.errors import AuthError, ConfigError, FatalError, RetryableError
 from core.settings import Settings, SmtpServer
 from notifications import templates
-from notifications.channels.base import Channel, Message, Sent, first_available
+from notifications.channels.base import SEND_CONNECTIONS, Channel, Message, Sent, first_available
 
 #: SMTP reply codes that mean "try again later".
 TRANSIENT_CODES = range(400, 500)
@@ -32,6 +34,7 @@ class EmailChannel(Channel):
     """Email to the user's address; quiet hours apply."""
 
     name = "email"
+    connections = SEND_CONNECTIONS
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -58,13 +61,16 @@ class EmailChannel(Channel):
             setting="PLUGS_SMTP_SERVERS",
         )
 
-    def _send_via(self, server: SmtpServer, email: MIMEMultipart) -> Sent:
-        del email["From"]
-        email["From"] = server.sender
+    def _send_via(self, server: SmtpServer, email: Email) -> Sent:
+        sender, from_line = _sender(server.sender)
+        data = from_line + email.data
+        # as smtplib's send_message: an address beyond ASCII needs the relay's SMTPUTF8
+        international = not (sender.isascii() and email.recipient.isascii())
+        options = ("SMTPUTF8", "BODY=8BITMIME") if international else ()
         for attempt in (1, 2):  # a pooled connection the relay closed is opened once more
             connection = self._connection(server)
             try:
-                refused = connection.send_message(email)
+                refused = connection.sendmail(sender, [email.recipient], data, options)
             except smtplib.SMTPServerDisconnected as exc:
                 self._drop(server)
                 if attempt == 2:
@@ -82,7 +88,7 @@ class EmailChannel(Channel):
                 raise RetryableError(f"SMTP {server.host}: {type(exc).__name__}") from exc
             if refused:
                 raise FatalError(f"SMTP {server.host} refused the recipient")
-            return Sent(provider=server.name, provider_message_id=str(email["Message-ID"]))
+            return Sent(provider=server.name, provider_message_id=email.message_id)
         raise AssertionError("unreachable")
 
     def _connection(self, server: SmtpServer) -> smtplib.SMTP:
@@ -109,20 +115,75 @@ class EmailChannel(Channel):
         self._connections.clear()
 
 
-def compose(message: Message, token: str) -> MIMEMultipart:
+@dataclass(frozen=True)
+class Email:
+    """A composed email: the envelope recipient, its Message-ID, and the message's bytes
+    (CRLF lines) without the ``From`` header, which is the relay's sender."""
+
+    recipient: str
+    message_id: str
+    data: bytes
+
+
+def compose(message: Message, token: str) -> Email:
     """The email of ``message``: subject, text body, HTML alternative, a Message-ID.
 
-    Built with the ``email.mime`` classes (the compat32 policy): a quarter of the cost of
-    ``EmailMessage.set_content``, which dominated the channel's time at 10,000 mails."""
-    email = MIMEMultipart("alternative")
-    email["To"] = formataddr((message.recipient.name, message.recipient.email))
-    # compat32 stores a Header as given; typeshed types the MIME classes' headers as str
-    email["Subject"] = Header(message.title, "utf-8")  # type: ignore[assignment]
-    email["Message-ID"] = make_msgid(idstring=token, domain="plugs.invalid")
-    email["X-Plugs-Notification"] = str(message.notification_id)
-    email.attach(MIMEText(templates.render("email", "txt", message), "plain", "utf-8"))
-    email.attach(MIMEText(templates.render("email", "html", message), "html", "utf-8"))
-    return email
+    Written directly as MIME (``multipart/alternative``, two base64 UTF-8 parts, as the
+    ``email.mime`` classes make it): building and flattening ``email.message`` objects cost
+    more than the SMTP exchange at 10,000 mails.  Header values are RFC 2047 encoded when
+    they are not plain ASCII, and a line break in a name or title never starts a header."""
+    address = message.recipient.email
+    if not address or any(c.isspace() or c in "<>" for c in address):
+        raise FatalError("the user's email address is not valid")
+    message_id = make_msgid(idstring=token, domain="plugs.invalid")
+    boundary = f"=_plugs_{token}"  # "_" is never in a base64 line
+    head = (
+        f"To: {formataddr((_one_line(message.recipient.name), address))}\r\n"
+        f"Subject: {_header(message.title)}\r\n"
+        f"Message-ID: {message_id}\r\n"
+        f"X-Plugs-Notification: {message.notification_id}\r\n"
+        "MIME-Version: 1.0\r\n"
+        f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'
+        "\r\n"
+    )
+    parts = [head.encode("utf-8")]
+    for subtype in ("plain", "html"):
+        body = templates.render("email", "txt" if subtype == "plain" else "html", message)
+        parts.append(
+            f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
+            "Content-Transfer-Encoding: base64\r\n\r\n".encode()
+        )
+        parts.append(_base64(body.encode("utf-8")))
+    parts.append(f"--{boundary}--\r\n".encode())
+    return Email(address, message_id, b"".join(parts))
+
+
+def _base64(data: bytes) -> bytes:
+    """``data`` in base64 lines of 76 characters, each ending in CRLF."""
+    return b"".join(
+        binascii.b2a_base64(data[start : start + 57], newline=False) + b"\r\n"
+        for start in range(0, len(data), 57)
+    )
+
+
+def _one_line(value: str) -> str:
+    return " ".join(value.splitlines())
+
+
+def _header(value: str) -> str:
+    """A header value: as it is when it is short printable ASCII, else RFC 2047 words."""
+    value = _one_line(value)
+    if value.isascii() and value.isprintable() and len(value) < 900:
+        return value
+    return Header(value, "utf-8").encode(linesep="\r\n")
+
+
+@lru_cache(maxsize=16)
+def _sender(sender: str) -> tuple[str, bytes]:
+    """The envelope sender (``MAIL FROM``) and the ``From`` line of a relay's ``sender``
+    (``Name <address>``)."""
+    name, address = parseaddr(sender)
+    return address, f"From: {formataddr((_one_line(name), address))}\r\n".encode()
 
 
 class _GuardedSMTP(smtplib.SMTP):

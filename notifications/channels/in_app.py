@@ -3,6 +3,8 @@ feed stream (Redis pub/sub; without Redis, stream clients poll the database)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import redis
 
 from core.errors import RetryableError
@@ -17,19 +19,34 @@ class InAppChannel(Channel):
     quiet_hours_apply = False
 
     def send(self, message: Message) -> Sent:
-        event = live.event_of(
-            message.notification_id,
-            message.title,
-            message.message,
-            message.notification_type,
-            message.data,
-            message.created_at.isoformat(),
-        )
+        outcome = self.send_many([message])[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def send_many(self, messages: Sequence[Message]) -> list[Sent | Exception]:
+        """Publish every message to its user's feed in one Redis round trip (a pipeline)."""
+        url = live.redis_url()
+        if url is None:
+            return [Sent(provider="feed", status="delivered") for _ in messages]
+        events = [
+            (
+                message.organization_id,
+                message.recipient.id,
+                live.event_of(
+                    message.notification_id,
+                    message.title,
+                    message.message,
+                    message.notification_type,
+                    message.data,
+                    message.created_at.isoformat(),
+                ),
+            )
+            for message in messages
+        ]
         try:
-            listeners = live.publish(message.organization_id, message.recipient.id, event)
+            live.publish_many(url, events)
         except redis.RedisError as exc:
-            raise RetryableError(
-                f"publishing to the live feed failed: {type(exc).__name__}"
-            ) from exc
-        provider = "feed" if listeners is None else "redis"
-        return Sent(provider=provider, status="delivered")
+            error = RetryableError(f"publishing to the live feed failed: {type(exc).__name__}")
+            return [error for _ in messages]
+        return [Sent(provider="redis", status="delivered") for _ in messages]

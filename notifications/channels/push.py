@@ -22,6 +22,7 @@ from core.settings import PushProvider, Settings
 from models.notification_delivery import PushDevice
 from notifications import templates
 from notifications.channels.base import (
+    SEND_CONNECTIONS,
     Channel,
     Device,
     Message,
@@ -50,6 +51,7 @@ class PushChannel(Channel):
 
     name = "push"
     needs_devices = True
+    connections = SEND_CONNECTIONS
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)

@@ -19,6 +19,7 @@ from core.errors import FatalError
 from core.settings import Settings, SmsProvider
 from notifications import templates
 from notifications.channels.base import (
+    SEND_CONNECTIONS,
     Channel,
     Message,
     ProviderClients,
@@ -38,6 +39,7 @@ class SmsChannel(Channel):
     """Text messages to the user's phone number; quiet hours apply."""
 
     name = "sms"
+    connections = SEND_CONNECTIONS
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)

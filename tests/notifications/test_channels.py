@@ -4,6 +4,7 @@ push requests received by the simulators over HTTP."""
 from __future__ import annotations
 
 from models.notification_delivery import PushDevice
+from models.organizations import User
 from models.session import Database
 from notifications import Audience, Content, send
 from simulators.base import UNTIL_CLEARED
@@ -140,3 +141,20 @@ def test_an_unregistered_push_token_is_disabled_not_retried(
         db, org.id, Audience(user_ids=(org.admin,)), Content("Push", "Again", channels=("push",))
     )
     assert (second.created, second.unreachable) == (0, 1)
+
+
+def test_a_name_or_title_cannot_add_a_header_to_an_email(
+    db: Database, org: Org, providers: Providers
+) -> None:
+    with db.tenant(org.id) as session:
+        session.get(User, org.admin).first_name = "Zoë\r\nBcc: eve@example.test"
+    title = "Réunion à 10h\nX-Forged: yes"
+
+    send(db, org.id, Audience(user_ids=(org.admin,)), Content(title, "M", channels=("email",)))
+    report = deliver_all(db, org.id)
+
+    (mail,) = providers.mailbox.messages
+    assert report.sent == 1 and mail["Bcc"] is None and mail["X-Forged"] is None
+    assert mail["Subject"] == "Réunion à 10h X-Forged: yes"
+    assert mail["To"].addresses[0].display_name == "Zoë Bcc: eve@example.test"
+    assert mail.get_body(("plain",)).get_content().startswith("Hello Zoë")

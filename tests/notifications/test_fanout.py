@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -14,11 +20,12 @@ from models import Integration, IntegrationLog, Notification
 from models.base import utcnow
 from models.notification_delivery import NotificationDelivery
 from models.organizations import Organization
-from models.session import Database
+from models.session import Database, get_database
 from notifications import Audience, Content, send
 from notifications.fanout import run_request
 from notifications.preferences import set_preference, set_profile
 from notifications.producers import run_ended
+from tests import services
 from tests.notifications.conftest import Org, Providers, deliver_all, deliveries
 
 
@@ -178,3 +185,45 @@ def test_a_real_worker_delivers_a_fan_out(db: Database, org: Org, sync_worker: o
     assert statuses == {"delivered"}
     with db.tenant(org.id) as session:
         assert session.scalar(select(func.count()).select_from(NotificationDelivery)) == 3
+
+
+def test_a_worker_killed_mid_batch_loses_nothing(
+    db: Database, org: Org, providers: Providers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed while its relay holds two of three mails: once the claim's lease has run out
+    the batch is sent again, all of it (the chunk was not recorded, so the one mail that went
+    through before the kill is sent twice: the window is one chunk, RECORD_EVERY)."""
+    monkeypatch.setenv("PLUGS_STALLED_AFTER", "2")  # the lease of a claim, in seconds
+    services.reload_settings()
+    db = get_database()  # the fixture's was disposed with the settings it was made for
+    send(db, org.id, Audience(role="members"), Content("Kill", "mid-batch", channels=("email",)))
+    with db.tenant(org.id) as session:
+        batch = session.scalar(select(NotificationDelivery.batch_id))
+    mailbox = providers.mailbox
+
+    async def hold_all_but_the_first(server: object, session: object, envelope: Any) -> str:
+        if mailbox.messages:
+            await asyncio.sleep(3600)
+        mailbox.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+    mailbox.handle_DATA = hold_all_but_the_first  # type: ignore[method-assign]
+    code = f"from notifications.delivery import deliver_batch; from models.session import get_database; import uuid; deliver_batch(get_database(), uuid.UUID('{org.id}'), uuid.UUID('{batch}'))"
+    worker = subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ))
+    try:
+        deadline = time.monotonic() + 60
+        while not mailbox.messages and worker.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)  # the other two are held by the relay
+    finally:
+        worker.kill()
+        worker.wait()
+    del mailbox.handle_DATA
+
+    deadline = time.monotonic() + 30
+    while not (again := deliver_all(db, org.id)).claimed and time.monotonic() < deadline:
+        time.sleep(0.5)  # claimed by the killed worker until its lease runs out
+
+    assert (again.claimed, again.sent) == (3, 3)
+    assert {(d.status, d.attempts) for d in deliveries(db, org.id)} == {("sent", 2)}
+    assert len(mailbox.messages) == 4 and len({m["To"] for m in mailbox.messages}) == 3
