@@ -24,14 +24,13 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import ColumnElement, Text, Uuid, any_, bindparam, cast, select
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from core.errors import PlugsError
+from models.id_sets import among
 from models.notification_delivery import ANY_TYPE, NotificationPreference, NotificationProfile
 
-_CHUNK = 5000
 QuietHours = tuple[time, time]
 
 
@@ -68,11 +67,11 @@ class Preferences:
         self._choices: dict[tuple[uuid.UUID, str, str], bool] = {}
         self._profiles: dict[uuid.UUID, NotificationProfile] = {}
         ids = list(user_ids)
-        for among in _among(session, NotificationPreference.user_id, ids):
-            for pref in session.scalars(select(NotificationPreference).where(among)):
+        for condition in among(session, NotificationPreference.user_id, ids):
+            for pref in session.scalars(select(NotificationPreference).where(condition)):
                 self._choices[(pref.user_id, pref.notification_type, pref.channel)] = pref.enabled
-        for among in _among(session, NotificationProfile.user_id, ids):
-            for profile in session.scalars(select(NotificationProfile).where(among)):
+        for condition in among(session, NotificationProfile.user_id, ids):
+            for profile in session.scalars(select(NotificationProfile).where(condition)):
                 self._profiles[profile.user_id] = profile
 
     def enabled(self, user_id: uuid.UUID, notification_type: str, channel: str) -> bool:
@@ -94,19 +93,6 @@ class Preferences:
             return now
         zone = zone_of((profile.time_zone if profile else None) or self.defaults.time_zone)
         return quiet_until(now, quiet, zone) or now
-
-
-def _among(
-    session: Session, column: InstrumentedAttribute[uuid.UUID], ids: list[uuid.UUID]
-) -> list[ColumnElement[bool]]:
-    """``column = ANY(:ids)`` with the ids as one array literal on PostgreSQL (a 10,000-id
-    ``IN`` list cost more to build and bind than the queries); ``IN`` chunks elsewhere."""
-    if not ids:
-        return []
-    if session.get_bind().dialect.name == "postgresql":
-        literal = "{" + ",".join(str(i) for i in ids) + "}"
-        return [column == any_(cast(bindparam(None, literal, type_=Text()), ARRAY(Uuid())))]
-    return [column.in_(ids[start : start + _CHUNK]) for start in range(0, len(ids), _CHUNK)]
 
 
 def quiet_until(now: datetime, quiet: QuietHours, zone: ZoneInfo) -> datetime | None:

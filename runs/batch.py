@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Uuid, any_, bindparam, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import select
 
 from connectors.base import Connector
 from connectors.registry import get_connector
@@ -31,6 +30,7 @@ from models import outbox
 from models.audit_trail import record_inserts
 from models.base import utcnow
 from models.bulk import bulk_insert_all
+from models.id_sets import among
 from models.ids import uuid4s
 from models.integrations import Integration, IntegrationLog
 from models.session import PlugsSession
@@ -183,16 +183,12 @@ def _saved_states(
         return {}
     wanted = set(pairs)
     integrations = list({integration_id for integration_id, _ in pairs})
-    query = select(SyncCursor.integration_id, SyncCursor.stream, SyncCursor.state)
-    if session.get_bind().dialect.name == "postgresql":  # one array, not a parameter per id
-        ids = bindparam("ids", integrations, type_=ARRAY(Uuid()))
-        query = query.where(SyncCursor.integration_id == any_(ids))
-    else:
-        query = query.where(SyncCursor.integration_id.in_(integrations))
-    rows = session.execute(query)
     return {
         (integration_id, stream): dict(state)
-        for integration_id, stream, state in rows
+        for condition in among(session, SyncCursor.integration_id, integrations)
+        for integration_id, stream, state in session.execute(
+            select(SyncCursor.integration_id, SyncCursor.stream, SyncCursor.state).where(condition)
+        )
         if (integration_id, stream) in wanted
     }
 

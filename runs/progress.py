@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from models import outbox
+from models.id_sets import among
 from models.integrations import Integration, IntegrationLog
 from models.session import Database, PlugsSession
 from models.sync_state import SyncPageOutcome, SyncStreamRun
@@ -153,14 +154,14 @@ def _page_labels(session: PlugsSession, args: list[list[Any]]) -> list[str | Non
     """The Flower labels of many page tasks, as :func:`_page_label` makes one, in one query:
     a scheduler tick opens thousands of runs at once."""
     ids = [uuid.UUID(str(a[1])) for a in args if len(a) == 2]
+    name = Integration.metadata_["name"].as_string()  # not the whole metadata, decoded
     found = {
-        stream_run_id: f"{_label(provider, metadata)} {stream}"
-        for stream_run_id, stream, provider, metadata in session.execute(
-            select(
-                SyncStreamRun.id, SyncStreamRun.stream, Integration.provider, Integration.metadata_
-            )
+        stream_run_id: f"{_label(provider, {'name': named})} {stream}"
+        for condition in among(session, SyncStreamRun.id, ids)
+        for stream_run_id, stream, provider, named in session.execute(
+            select(SyncStreamRun.id, SyncStreamRun.stream, Integration.provider, name)
             .join(Integration, Integration.id == SyncStreamRun.integration_id)
-            .where(SyncStreamRun.id.in_(ids))
+            .where(condition)
             .execution_options(include_deleted=True)
         )
     }
