@@ -15,6 +15,16 @@ HTTP, a new ``jobtitle``), and
 3. ours: the organization's contacts sync without ``--full``, timed from the start of the
    run (``runs.sync.start_run``, what ``plugs sync`` calls) until the run has ended.
 
+What each time spans: the fetch, from its first request (on an ``httpx.Client`` made just
+before, no connection open yet) until the last page is decoded; ours, from the call of
+``start_run`` (the benchmark's own database connection open) until a look at the run's
+row, every 20 ms, finds it ended: opening the run, publishing its first task, the
+worker's fetches and writes, closing the run, and up to 20 ms of polling.  The worker's
+own timeline follows each run: from the opening of the run (its row's ``created_at``) to
+the first batch of pages written (up to ``PAGES_PER_TRANSACTION`` pages in one
+transaction, stamped when their outcome is recorded, after their records are written), to
+the last, and to the run's close.
+
 Before those, ours runs once more with nothing changed at the vendor: the fixed cost of a
 run (scheduling, claiming, a search that finds nothing new, closing the run), printed
 with the per-record cost of the rest.
@@ -121,8 +131,8 @@ def measure(bench: Platform, *, args: argparse.Namespace) -> None:
             f"run {attempt}: {len(chosen):,} changed; fetch alone {fetched:,} records in "
             f"{fetch_s:.3f} s; plain loop {plain_s:.3f} s; ours {run.seconds:.3f} s "
             f"({run.processed:,} processed, {run.failed:,} failed), {rows:,} audit rows, "
-            f"{carrying:,} contacts carry it\n  ours after opening the run: first page "
-            f"written at {first:.3f} s, last at {last:.3f} s, run closed at {end:.3f} s",
+            f"{carrying:,} contacts carry it\n  ours after opening the run: first batch of "
+            f"pages written at {first:.3f} s, last at {last:.3f} s, run closed at {end:.3f} s",
             flush=True,
         )
         if rows != args.changed or carrying != args.changed:

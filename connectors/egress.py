@@ -27,6 +27,7 @@ import ipaddress
 import socket
 import ssl
 from collections.abc import Iterable
+from functools import cache
 from typing import Final
 
 import httpcore
@@ -148,6 +149,17 @@ class GuardedBackend(httpcore.NetworkBackend):
         self._backend.sleep(seconds)
 
 
+@cache
+def shared_tls_context() -> ssl.SSLContext:
+    """The verifying TLS context (system settings, certifi's CAs) every guarded transport of
+    this process shares.  Making one loads the whole CA bundle, 25 ms of CPU and several
+    times that on a busy machine: once per process, not once per client (a new client per
+    account and per credential change).  A context may serve many sockets and threads; our
+    pools speak HTTP/1.1 only, so the ALPN list httpcore sets on it before each handshake
+    is always the same."""
+    return httpx.create_ssl_context()
+
+
 class GuardedTransport(httpx.HTTPTransport):
     """An :class:`httpx.HTTPTransport` that only speaks https (http too with
     ``allow_private``) and connects through :class:`GuardedBackend`.  No proxy: a proxy
@@ -161,7 +173,9 @@ class GuardedTransport(httpx.HTTPTransport):
         limits: httpx.Limits | None = None,
     ) -> None:
         limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
-        context = httpx.create_ssl_context(verify=verify)
+        context = (
+            shared_tls_context() if verify is True else httpx.create_ssl_context(verify=verify)
+        )
         super().__init__(verify=context, limits=limits)
         self.allow_private = allow_private
         # httpx builds its pool without a way to choose the network backend: replace it.

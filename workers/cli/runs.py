@@ -28,6 +28,13 @@ from workers.cli.params import UUID
 PLAIN_EVERY = 5.0
 #: How long `--wait` looks for a worker that consumes the run's queue before giving up (s).
 WORKER_CHECK = 8.0
+#: How long `--wait` watches for a worker to take the run before asking the workers (s):
+#: a run a worker has taken needs no question (the broadcast waits 1.5 s for replies).
+CLAIM_WAIT = 1.0
+#: `--wait` looks at the run again after a tenth of its time so far, at least every
+#: POLL_EVERY and at most every POLL_FIRST seconds: a short run is seen ended within about
+#: a tenth of its own time, a long one every half second.
+POLL_FIRST, POLL_EVERY = 0.02, 0.5
 #: Failed records listed under a run by text-mode `plugs logs` (--json lists them all).
 LISTED_FAILURES = 10
 
@@ -120,7 +127,10 @@ def _watch(org_id: uuid.UUID, run_id: uuid.UUID, timeout: float, *, check_worker
     started = time.monotonic()
     try:
         progress = run_progress(db, org_id, run_id)
-        if check_worker and not progress.finished and not _consumed(started):
+        while check_worker and not _taken(progress) and time.monotonic() - started < CLAIM_WAIT:
+            time.sleep(_pause(started))
+            progress = run_progress(db, org_id, run_id)
+        if check_worker and not _taken(progress) and not _consumed(started):
             progress = run_progress(db, org_id, run_id)
             if not progress.finished and not any(s.pages for s in progress.streams):
                 raise PlugsError(
@@ -131,13 +141,13 @@ def _watch(org_id: uuid.UUID, run_id: uuid.UUID, timeout: float, *, check_worker
         if console.is_terminal:
             with Live(_table(progress, started), console=console, auto_refresh=False) as live:
                 while not progress.finished and time.monotonic() < deadline:
-                    time.sleep(0.5)
+                    time.sleep(_pause(started))
                     progress = run_progress(db, org_id, run_id)
                     live.update(_table(progress, started), refresh=True)
         else:
             shown = time.monotonic()
             while not progress.finished and time.monotonic() < deadline:
-                time.sleep(0.5)
+                time.sleep(_pause(started))
                 progress = run_progress(db, org_id, run_id)
                 if time.monotonic() - shown >= PLAIN_EVERY and not progress.finished:
                     shown = time.monotonic()
@@ -154,6 +164,18 @@ def _watch(org_id: uuid.UUID, run_id: uuid.UUID, timeout: float, *, check_worker
     click.echo(f"{progress.status}: {progress.succeeded} processed, {progress.failed} failed")
     if progress.status == "failed":
         raise PlugsError(progress.message or "the run failed")
+
+
+def _pause(started: float) -> float:
+    """Seconds until the next look at a run watched since ``started``."""
+    return min(POLL_EVERY, max(POLL_FIRST, (time.monotonic() - started) / 10))
+
+
+def _taken(progress: RunProgress) -> bool:
+    """Whether a worker has taken the run: it ended, or a stream of it has started."""
+    return progress.finished or any(
+        s.status in ("running", "done", "failed") or s.pages for s in progress.streams
+    )
 
 
 def _queue() -> str:
