@@ -22,6 +22,7 @@ from models.notification_delivery import (
 from models.notifications import Notification
 from models.organizations import Organization, User
 from models.schedules import ScheduleSlot, SyncSchedule
+from models.staging import StagedPage
 from models.sync_state import (
     ExternalId,
     OutboxMessage,
@@ -62,6 +63,7 @@ __all__ = [
     "OutboxMessage",
     "PushDevice",
     "ScheduleSlot",
+    "StagedPage",
     "SyncCursor",
     "SyncPageOutcome",
     "SyncSchedule",

@@ -27,6 +27,9 @@ from models.base import Base, CreatedAt, Json, OrgScoped, Timestamps, enum_colum
 
 #: waiting: for the streams it depends on (e.g. engagements wait for contacts).
 STREAM_STATUSES = ("waiting", "pending", "running", "done", "failed")
+#: Where the extraction of a staged stream is (:attr:`SyncStreamRun.staging`).
+#: abandoned: the extraction failed; the pages staged are loaded, then the stream fails.
+STAGING_STATES = ("extracting", "parked", "extracted", "abandoned")
 
 
 class ExternalId(OrgScoped, Timestamps, Base):
@@ -98,6 +101,12 @@ class SyncStreamRun(OrgScoped, Timestamps, Base):
     start_state: Mapped[Json] = json_column()
     high_water: Mapped[Json] = json_column()
     pages_done: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: Full refreshes are fetched and loaded apart (``runs/staged_load.py``): None for a
+    #: stream loaded page by page; else extracting, parked (too many pages staged: the
+    #: loaders resume it) or extracted (the vendor had no next page).
+    staging: Mapped[str | None] = enum_column("staging", *STAGING_STATES)
+    #: Pages staged so far (the sequence of the last); ``pages_done`` counts those loaded.
+    pages_staged: Mapped[int] = mapped_column(default=0, server_default="0")
     #: Deliveries of the current page; over the cap the stream fails instead of looping.
     attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     #: A parked stream (long Retry-After) resumes then; the stall sweeper leaves it alone.
@@ -148,6 +157,7 @@ class OutboxMessage(OrgScoped, CreatedAt, Base):
 
 
 __all__ = [
+    "STAGING_STATES",
     "STREAM_STATUSES",
     "ExternalId",
     "OutboxMessage",

@@ -7,6 +7,10 @@ task finds it is not and does nothing), upserts the records, writes the page's o
 moves the cursor, and either enqueues the next page or finishes the stream.  The last
 stream to finish closes the run: counts are sums of page outcomes, never counters.
 
+A full refresh is fetched and loaded apart (:mod:`runs.staged_load`): its page task stages
+the pages it fetches and enqueues load tasks (:func:`load_staged`), which any worker process
+runs, and the last load closes the stream.
+
 A page delivered more than ``max_redeliveries`` times fails its stream instead of looping;
 a wait longer than the inline cap is parked in the outbox (``available_at``), not held in
 a worker or a countdown.
@@ -45,6 +49,7 @@ from models.base import utcnow
 from models.integrations import Integration, IntegrationLog
 from models.session import ROW_LOCK, Database, PlugsSession
 from models.sync_state import SyncPageOutcome, SyncStreamRun
+from runs import staged_load
 from runs.lifecycle import (  # open_run, start_run, replay_run: the public API, here too
     PAGE_TASK,
     close_run_if_finished,
@@ -56,7 +61,15 @@ from runs.lifecycle import (  # open_run, start_run, replay_run: the public API,
 )
 
 log = logging.getLogger(__name__)
-__all__ = ["PageReport", "open_run", "replay_run", "restart_stalled", "run_pages", "start_run"]
+__all__ = [
+    "PageReport",
+    "load_staged",
+    "open_run",
+    "replay_run",
+    "restart_stalled",
+    "run_pages",
+    "start_run",
+]
 #: A page task runs up to this many transactions of pages before handing over.
 PAGES_PER_TASK = 10
 SECONDS_PER_TASK = 20.0
@@ -70,7 +83,9 @@ class PageReport:
     """What one page task did (returned by the task, shown in Flower)."""
 
     stream: str
-    state: str  # "page" | "done" | "duplicate" | "parked" | "failed" | "finished-already"
+    #: "page" | "done" | "duplicate" | "parked" | "failed" | "finished-already", or for a
+    #: staged stream (:mod:`runs.staged_load`) "staged": every page fetched, loads to come
+    state: str
     succeeded: int = 0
     failed: int = 0
 
@@ -224,7 +239,10 @@ def _run_page(
         claimed.prefetched = claimed.prefetch.submit(
             _fetch_batch, client, stream, following, stream_run.start_state
         )
-    report = _store(db, org_id, stream_run_id, cursor, stream, pages, chain)
+    if stream_run.staging is not None:
+        report = _stage(db, org_id, stream_run_id, cursor, stream, pages, chain)
+    else:
+        report = _store(db, org_id, stream_run_id, cursor, stream, pages, chain)
     if report.state != "page" or chain:
         return report, None  # a batch fetched meanwhile is dropped (the task ends)
     claimed.cursor = following
@@ -270,6 +288,8 @@ def _claim(db: Database, org_id: uuid.UUID, stream_run_id: uuid.UUID) -> PageRep
             raise NotFoundError(f"no stream run {stream_run_id}")
         if stream_run.status in ("done", "failed"):
             return PageReport(stream_run.stream, "finished-already")
+        if stream_run.staging in ("parked", "extracted"):  # its loaders carry it on
+            return PageReport(stream_run.stream, "duplicate")
         stream_run.attempts += 1
         stream_run.status = "running"
         if stream_run.attempts > cap:
@@ -284,6 +304,9 @@ def _claim(db: Database, org_id: uuid.UUID, stream_run_id: uuid.UUID) -> PageRep
             return PageReport(stream_run.stream, "failed")
         session.expunge(integration)
         cursor = dict(stream_run.page_cursor) if stream_run.page_cursor is not None else None
+        if stream_run.staging is None and staged_load.eligible(stream_run, cursor):
+            stream_run.staging = "extracting"  # a full refresh: fetched and loaded apart
+        session.flush()
         session.expunge(stream_run)
         return _Claimed(stream_run, integration, cursor)
 
@@ -319,6 +342,37 @@ def _store(
                 session, org_id, stream_run, outcome, page.key, page.next_cursor, chain and last
             )
     return PageReport(stream.name, "page" if more else "done", succeeded, failed)
+
+
+def _stage(
+    db: Database,
+    org_id: uuid.UUID,
+    stream_run_id: uuid.UUID,
+    cursor: JSONDict | None,
+    stream: Stream,
+    pages: list[Page],
+    chain: bool,
+) -> PageReport:
+    """Stage ``pages`` for the load tasks (:func:`runs.staged_load.stage`) in one
+    transaction with the cursor after them, if the page is still the stream's current one."""
+    with db.tenant(org_id) as session:
+        stream_run = session.get(SyncStreamRun, stream_run_id, with_for_update=ROW_LOCK)
+        if (
+            stream_run is None
+            or stream_run.status in ("done", "failed")
+            or stream_run.staging != "extracting"
+            or stream_run.page_cursor != cursor
+        ):
+            return PageReport(stream.name, "duplicate")
+        state = staged_load.stage(session, org_id, stream_run, stream, pages, chain)
+    return PageReport(stream.name, state)
+
+
+def load_staged(db: Database, org_id: uuid.UUID, stream_run_id: uuid.UUID) -> PageReport:
+    """Load staged pages of a full refresh (:func:`runs.staged_load.load`); the load that
+    finds the extraction done and nothing left staged finishes the stream."""
+    report = staged_load.load(db, org_id, stream_run_id, _finish_staged)
+    return PageReport(report.stream, "loaded", report.succeeded, report.failed)
 
 
 def _export_page(
@@ -485,8 +539,23 @@ def _fail_stream(
             if integration is not None:
                 integration.status = "error"
                 integration.metadata_ = {**integration.metadata_, "last_error": reason}
+        elif (
+            stream_run.staging in ("extracting", "parked")
+            and stream_run.pages_staged > stream_run.pages_done
+        ):  # what was fetched is loaded first; the last load fails the stream with the reason
+            stream_run.staging = "abandoned"
+            stream_run.last_error = reason
+            outbox.enqueue(session, staged_load.LOAD_TASK, str(org_id), str(stream_run.id))
+            return PageReport(stream_run.stream, "failed")
         _finish_stream(session, stream_run, failed=reason)
         return PageReport(stream_run.stream, "failed")
+
+
+def _finish_staged(session: PlugsSession, stream_run: SyncStreamRun) -> None:
+    """Close a staged stream whose pages are all loaded: done, or failed with the reason
+    its extraction was abandoned for."""
+    abandoned = stream_run.staging == "abandoned"
+    _finish_stream(session, stream_run, failed=stream_run.last_error if abandoned else None)
 
 
 def _finish_stream(
@@ -532,7 +601,12 @@ def restart_stalled(db: Database) -> int:
             if row is None:
                 continue  # it moved on meanwhile
             row.last_error = "no progress; page enqueued again"
-            outbox.enqueue(session, PAGE_TASK, str(org_id), str(stream_run_id))
+            if row.staging is None:
+                outbox.enqueue(session, PAGE_TASK, str(org_id), str(stream_run_id))
+            elif not staged_load.resend(session, org_id, row, settings.max_redeliveries):
+                reason = f"staged pages not loaded after {row.attempts - 1} deliveries; giving up"
+                _finish_stream(session, row, failed=reason)
             restarted += 1
         log.warning("stream run %s stalled; its page was enqueued again", stream_run_id)
+    staged_load.drop_finished(db)
     return restarted

@@ -64,7 +64,12 @@ def test_sigkill_mid_sync_then_restart_syncs_every_contact_exactly_once(
             contacts = session.scalar(select(func.count()).select_from(Contact))
             distinct_emails = session.scalar(select(func.count(func.distinct(Contact.email))))
             mapped = session.scalar(select(func.count()).select_from(ExternalId))
+            # a full refresh is staged: the kill hit its loaders mid-transaction too
+            staged = session.scalar(
+                select(SyncStreamRun.staging).where(SyncStreamRun.run_id == run_id)
+            )
         assert contacts == distinct_emails == mapped == CONTACTS
+        assert staged == "extracted"
 
 
 def test_a_worker_killed_mid_page_is_replaced_within_a_minute_with_default_settings(

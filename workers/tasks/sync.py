@@ -1,4 +1,5 @@
-"""Sync tasks: one vendor page per task, ids only in the arguments."""
+"""Sync tasks: a stream's next pages per task (``sync.page``), the staged pages of a full
+refresh per load task (``sync.load``); ids only in the arguments."""
 
 from __future__ import annotations
 
@@ -54,6 +55,15 @@ def page(self: PlugsTask, organization_id: str, stream_run_id: str) -> dict[str,
         progress=progress,
         others_waiting=lambda: _others_waiting(self),
     )
+    return asdict(report)
+
+
+@app.task(base=PlugsTask, name="sync.load")
+def load(organization_id: str, stream_run_id: str) -> dict[str, Any]:
+    """Write staged pages of a full refresh (fetched by ``sync.page``): any worker process
+    may run one, so the pages of one stream are written by several at once.  The load that
+    finds every page fetched and written finishes the stream."""
+    report = sync.load_staged(get_database(), uuid.UUID(organization_id), uuid.UUID(stream_run_id))
     return asdict(report)
 
 
