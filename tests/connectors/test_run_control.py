@@ -133,7 +133,7 @@ def test_watch_logs_interrupt_and_cancel_a_running_sync(
     plugs: Any, platform_env: dict[str, str], app_db: Database, tmp_path: Path
 ) -> None:
     sim = SlowHubSpot(delay=0.25)
-    ids = sim.add_contacts(6000)
+    ids = sim.add_contacts(20000)  # 50 s of pages at the least: still running when cancelled
     sim.update_contact(ids[3], email="broken@@example.test")
     org_id = create_organization(app_db, f"Watchers {uuid.uuid4().hex[:8]}").id
     with serve(sim) as server:
