@@ -19,6 +19,7 @@ from models.integrations import Integration, IntegrationLog
 from models.session import Database, PlugsSession
 from models.sync_state import SyncPageOutcome, SyncStreamRun
 from runs.batch import PAGE_TASK
+from runs.staged_load import LOAD_TASK
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ def _label(provider: str, metadata: dict[str, Any] | None) -> str:
 
 
 def _page_label(session: PlugsSession, args: list[Any]) -> str | None:
-    """The Flower label of a page task: ``hubspot "Acme HubSpot" contacts``."""
+    """The Flower label of a page or load task: ``hubspot "Acme HubSpot" contacts``."""
     if len(args) != 2:
         return None
     return _label_of(session, str(args[1]))
@@ -168,5 +169,6 @@ def _page_labels(session: PlugsSession, args: list[list[Any]]) -> list[str | Non
     return [found.get(uuid.UUID(str(a[1]))) if len(a) == 2 else None for a in args]
 
 
-outbox.describe_with(PAGE_TASK, _page_label)
-outbox.describe_many_with(PAGE_TASK, _page_labels)
+for _task in (PAGE_TASK, LOAD_TASK):  # a load task writes the same stream's pages
+    outbox.describe_with(_task, _page_label)
+    outbox.describe_many_with(_task, _page_labels)
