@@ -227,5 +227,5 @@ def test_a_sync_task_logs_its_task_and_organization_in_every_record(
             break
         time.sleep(0.2)
     assert done, sync_worker.output()[-3000:]
-    assert all(r["task_name"] == "sync.page" and r["task_id"] for r in ours)
+    assert all(r["task_name"] in ("sync.page", "sync.load") and r["task_id"] for r in ours)
     assert done[0]["task_id"] in done[0]["message"]
