@@ -39,6 +39,10 @@ class Notification(OrgScoped, Timestamps, IsDeleted, Base):
     def __table_extras__(cls) -> tuple[Any, ...]:
         return (Index(None, "organization_id", "user_id", "is_read", "created_at"),)
 
+    #: No foreign key of its own to ``organizations`` (migration 0012): the composite one
+    #: ``(organization_id, user_id) -> users`` already guarantees the organization and
+    #: deletes the row with it (through its users), one check per inserted row fewer.
+    organization_id: Mapped[uuid.UUID] = mapped_column(nullable=False, sort_order=-90)
     user_id: Mapped[uuid.UUID] = mapped_column()
     title: Mapped[Str255]
     message: Mapped[str]

@@ -53,7 +53,10 @@ class Organization(Timestamps, SoftDelete, Base):
     events: Mapped[list[Event]] = relationship(viewonly=True)
     media: Mapped[list[Media]] = relationship(viewonly=True)
     expenses: Mapped[list[Expense]] = relationship(viewonly=True)
-    notifications: Mapped[list[Notification]] = relationship(viewonly=True)
+    notifications: Mapped[list[Notification]] = relationship(
+        viewonly=True,  # no direct foreign key (migration 0012): users' composite one holds
+        primaryjoin="Organization.id == foreign(Notification.organization_id)",
+    )
     integrations: Mapped[list[Integration]] = relationship(viewonly=True)
     analytics_events: Mapped[list[AnalyticsEvent]] = relationship(viewonly=True)
     audit_logs: Mapped[list[AuditLog]] = relationship(viewonly=True)

@@ -227,15 +227,18 @@ def _plan(
     result: FanoutResult,
 ) -> Iterator[_Planned]:
     reachable = channel.reachable(session, recipients)
-    holds = channel.quiet_hours_apply and not content.urgent
+    holds = channel.quiet_hours_apply and not content.urgent and preferences.may_hold
+    kind, name = content.notification_type, channel.name
+    # most users have no preference of their own: the organization's default, looked up once
+    choosers, default = preferences.choosers, preferences.default(kind, name)
     for recipient in recipients:
-        if not preferences.enabled(recipient.id, content.notification_type, channel.name):
+        user_id = recipient.id
+        if not (preferences.enabled(user_id, kind, name) if user_id in choosers else default):
             result.opted_out += 1
-        elif recipient.id not in reachable:
+        elif user_id not in reachable:
             result.unreachable += 1
         else:
-            due = preferences.due_at(recipient.id, now) if holds else now
-            yield _Planned(channel.name, recipient.id, due)
+            yield _Planned(name, user_id, preferences.due_at(user_id, now) if holds else now)
 
 
 def _assign_batches(planned: list[_Planned], now: datetime, size: int) -> set[uuid.UUID]:

@@ -74,10 +74,26 @@ class Preferences:
             for profile in session.scalars(select(NotificationProfile).where(condition)):
                 self._profiles[profile.user_id] = profile
 
+    @property
+    def choosers(self) -> set[uuid.UUID]:
+        """The users with a preference of their own (the others get :meth:`default`)."""
+        return {user_id for user_id, _, _ in self._choices}
+
+    @property
+    def may_hold(self) -> bool:
+        """Whether any of these users has quiet hours (theirs or the organization's)."""
+        return self.defaults.quiet_hours is not None or any(
+            p.quiet_start and p.quiet_end for p in self._profiles.values()
+        )
+
     def enabled(self, user_id: uuid.UUID, notification_type: str, channel: str) -> bool:
         for key in ((user_id, notification_type, channel), (user_id, ANY_TYPE, channel)):
             if key in self._choices:
                 return self._choices[key]
+        return self.default(notification_type, channel)
+
+    def default(self, notification_type: str, channel: str) -> bool:
+        """The organization's choice for users without a preference of their own."""
         typed = self.defaults.types.get(notification_type, {})
         if channel in typed:
             return typed[channel]
