@@ -14,11 +14,12 @@ import atexit
 import logging
 import queue
 import threading
+import time
 import uuid
 
 log = logging.getLogger(__name__)
 PROCESS_MANY_TASK = "webhooks.process_many"
-#: A batch leaves when it holds this many deliveries, or this long after its first one.
+#: A batch leaves when it holds this many deliveries, or after a window this long with none.
 BATCH_SIZE = 200
 BATCH_WAIT = 0.02
 
@@ -48,15 +49,22 @@ class Handoff:
             if first is None:
                 return
             batch = [first]
-            while len(batch) < BATCH_SIZE:
-                try:
-                    item = self._queue.get(timeout=BATCH_WAIT)
-                except queue.Empty:
+            while len(batch) < BATCH_SIZE and not stopping:
+                # Sleep through the window and take what queued meanwhile: one wake-up per
+                # window, not one per delivery.  An empty window ends the batch.
+                time.sleep(BATCH_WAIT)
+                before = len(batch)
+                while len(batch) < BATCH_SIZE:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        stopping = True
+                        break
+                    batch.append(item)
+                if len(batch) == before:
                     break
-                if item is None:
-                    stopping = True
-                    break
-                batch.append(item)
             _publish(batch)
 
 
