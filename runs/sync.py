@@ -325,12 +325,8 @@ def _store(
     pages' records are written together (:func:`apply_pages`: one lookup, one insert)."""
     succeeded = failed = 0
     with db.tenant(org_id) as session:
-        stream_run = session.get(SyncStreamRun, stream_run_id, with_for_update=ROW_LOCK)
-        if (
-            stream_run is None
-            or stream_run.status in ("done", "failed")
-            or (stream_run.page_cursor != cursor)
-        ):
+        stream_run = _current(session, stream_run_id, cursor)
+        if stream_run is None:
             return PageReport(stream.name, "duplicate")
         outcomes = apply_pages(
             session, stream_run.integration_id, stream, [page.records for page in pages]
@@ -342,6 +338,17 @@ def _store(
                 session, org_id, stream_run, outcome, page.key, page.next_cursor, chain and last
             )
     return PageReport(stream.name, "page" if more else "done", succeeded, failed)
+
+
+def _current(
+    session: PlugsSession, stream_run_id: uuid.UUID, cursor: JSONDict | None
+) -> SyncStreamRun | None:
+    """The stream run, row-locked, if ``cursor`` is still its current page (a redelivered
+    task finds it is not, or that the stream has ended: None)."""
+    stream_run = session.get(SyncStreamRun, stream_run_id, with_for_update=ROW_LOCK)
+    if stream_run is None or stream_run.status in ("done", "failed"):
+        return None
+    return stream_run if stream_run.page_cursor == cursor else None
 
 
 def _stage(
@@ -356,13 +363,8 @@ def _stage(
     """Stage ``pages`` for the load tasks (:func:`runs.staged_load.stage`) in one
     transaction with the cursor after them, if the page is still the stream's current one."""
     with db.tenant(org_id) as session:
-        stream_run = session.get(SyncStreamRun, stream_run_id, with_for_update=ROW_LOCK)
-        if (
-            stream_run is None
-            or stream_run.status in ("done", "failed")
-            or stream_run.staging != "extracting"
-            or stream_run.page_cursor != cursor
-        ):
+        stream_run = _current(session, stream_run_id, cursor)
+        if stream_run is None or stream_run.staging != "extracting":
             return PageReport(stream.name, "duplicate")
         state = staged_load.stage(session, org_id, stream_run, stream, pages, chain)
     return PageReport(stream.name, state)
@@ -403,8 +405,8 @@ def _export_page(
     except FatalError as exc:
         return _fail_stream(db, org_id, stream_run.id, str(exc)), None
     with db.tenant(org_id) as session:
-        row = session.get(SyncStreamRun, stream_run.id, with_for_update=ROW_LOCK)
-        if row is None or row.status in ("done", "failed") or row.page_cursor != cursor:
+        row = _current(session, stream_run.id, cursor)
+        if row is None:
             return PageReport(stream.name, "duplicate"), None
         outcome = export.record_push(session, connector, stream, results, read_back)
         next_cursor = None if batch.finished else {"after": batch.last_scanned}
